@@ -1,0 +1,77 @@
+"""One permission-checked getter per object; every view goes through these.
+
+Order of checks: an object in a dataset the user is not a member of is a 404 (its existence
+is not revealed); a member whose role lacks the permission gets a 403.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from datasets.models import Dataset, ImportJob, Sample, SourceDocument
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def datasets_visible_to(user: User):
+    """The datasets a user may see: all for superusers, their memberships otherwise."""
+    if not user.is_authenticated:
+        return Dataset.objects.none()
+    if user.is_superuser:
+        return Dataset.objects.all()
+    return Dataset.objects.filter(membership__user=user)
+
+
+def check_perm(user: User, perm: str | None) -> None:
+    if perm and not user.has_perm(perm):
+        raise PermissionDenied
+
+
+def access_dataset(user: User, slug: str, *, perm: str | None = None) -> Dataset:
+    dataset = datasets_visible_to(user).filter(slug=slug).first()
+    if dataset is None:
+        raise Http404("No such dataset")
+    check_perm(user, perm)
+    return dataset
+
+
+def access_sample(user: User, slug: str, pk: int, *, perm: str | None = None) -> Sample:
+    dataset = access_dataset(user, slug, perm=perm)
+    sample = (
+        Sample.objects.select_related(
+            "import_job",
+            "batch",
+            "parent",
+            "source_document",
+            "duplicate_of",
+            "difficulty_set_by",
+        )
+        .filter(dataset=dataset, pk=pk)
+        .first()
+    )
+    if sample is None:
+        raise Http404("No such sample")
+    sample.dataset = dataset
+    return sample
+
+
+def access_document(user: User, slug: str, pk: int, *, perm: str | None = None) -> SourceDocument:
+    dataset = access_dataset(user, slug, perm=perm)
+    document = SourceDocument.objects.filter(dataset=dataset, pk=pk).first()
+    if document is None:
+        raise Http404("No such document")
+    document.dataset = dataset
+    return document
+
+
+def access_import_job(
+    user: User, slug: str, pk: int, *, perm: str | None = "datasets.import_data"
+) -> ImportJob:
+    dataset = access_dataset(user, slug, perm=perm)
+    job = ImportJob.objects.select_related("created_by").filter(dataset=dataset, pk=pk).first()
+    if job is None:
+        raise Http404("No such import")
+    job.dataset = dataset
+    return job
