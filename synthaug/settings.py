@@ -53,22 +53,31 @@ VAR_DIR = Path(env_str("SYNTHAUG_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key() -> str:
-    """The key from the environment, else one generated once per install and kept in var/."""
+def secret_key_load(var_dir: Path) -> str:
+    """The key from the environment, else one generated once per install and kept in var/.
+
+    The key is written to a private temporary file and hard-linked into place, which fails
+    if the file exists: two processes starting together agree on one key, and neither can
+    read a half-written file.
+    """
     if key := env_str("SECRET_KEY"):
         return key
-    path = VAR_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    path = var_dir / "secret_key"
+    if not path.exists():
+        tmp = var_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
+            fh.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = secret_key_load(VAR_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
