@@ -14,6 +14,7 @@ from django.test import Client
 from datasets.models import Dataset
 from datasets.services.datasets import dataset_create, membership_add, user_create
 from synthaug import roles
+from tests.llm_server import llm_server_fixture  # noqa: F401  (the `llm_server` fixture)
 
 PASSWORD = "correct horse battery staple"
 
