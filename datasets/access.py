@@ -48,6 +48,8 @@ def access_sample(user: User, slug: str, pk: int, *, perm: str | None = None) ->
             "duplicate_of",
             "difficulty_set_by",
         )
+        # The sample page names the document; its full text can be megabytes.
+        .defer("source_document__text")
         .filter(dataset=dataset, pk=pk)
         .first()
     )

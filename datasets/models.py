@@ -19,6 +19,14 @@ from django.db.models import Q
 from django.urls import reverse
 
 
+class Difficulty(models.TextChoices):
+    UNSET = "", "Unset"
+    EASY = "easy", "Easy"
+    MEDIUM = "medium", "Medium"
+    HARD = "hard", "Hard"
+    ADVERSARIAL = "adversarial", "Adversarial"
+
+
 class Dataset(models.Model):
     class TaskType(models.TextChoices):
         QA = "qa", "Question answering"
@@ -125,9 +133,20 @@ class ImportJob(models.Model):
     rows_imported = models.IntegerField(default=0)
     rows_skipped = models.IntegerField(default=0)
     documents_imported = models.IntegerField(default=0)
+    # Documents identical to one already in the dataset (same content hash): linked, not copied.
+    documents_reused = models.IntegerField(default=0)
     error_count = models.IntegerField(default=0)
+    # How far the reader is through the file, for a progress bar before the row count is known.
+    bytes_processed = models.BigIntegerField(default=0)
     # A problem with the file as a whole (encoding, empty file, not JSON): nothing imported.
     file_error = models.TextField(blank=True)
+    # Why a job failed when it is not the file's fault (row errors without "skip bad rows",
+    # a conflicting import that landed first, an unexpected error): nothing imported.
+    failure_reason = models.TextField(blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     # The first rows as they will be stored, for the preview before confirming.
     preview = models.JSONField(default=list, blank=True)
 
@@ -149,7 +168,15 @@ class ImportJob(models.Model):
 class ImportRowError(models.Model):
     """One problem with one row of an import file. A skipped row has at least one."""
 
+    class Kind(models.TextChoices):
+        UNREADABLE = "unreadable", "Row could not be read"
+        INVALID = "invalid", "Row breaks a rule"
+        # Duplicates depend on what the dataset holds, so they are checked again when the
+        # import runs; the other kinds depend on the file alone.
+        DUPLICATE = "duplicate", "Duplicate"
+
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    kind = models.CharField(max_length=10, choices=Kind, default=Kind.INVALID)
     row = models.IntegerField(
         help_text="1-based row (CSV/XLSX: data row after the header; JSONL: line)"
     )
@@ -164,6 +191,64 @@ class ImportRowError(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.message}"
+
+
+class ImportStagedRow(models.Model):
+    """A checked sample row waiting for its import to be confirmed (streamed path).
+
+    Validation writes every good row here (COPY on PostgreSQL), duplicates are then found
+    with set-based SQL, and confirming moves the rows into Sample with one INSERT ... SELECT
+    before deleting them. The table is UNLOGGED on PostgreSQL (migration 0003): it holds
+    nothing that cannot be rebuilt from the uploaded file, so it skips the write-ahead log.
+    """
+
+    # No database foreign key: the COPY path should not pay a per-row check for a job
+    # that is known to exist; the rows are deleted with their job by the import service.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    row = models.IntegerField()
+    external_id = models.CharField(max_length=200, blank=True)
+    input = models.JSONField()
+    expected = models.JSONField(default=dict)
+    text = models.TextField()
+    tags = models.JSONField(default=dict)
+    difficulty = models.CharField(max_length=12, blank=True)
+    content_hash = models.CharField(max_length=64)
+    source_group = models.CharField(max_length=80)
+    # Rows tied to a source document (SQuAD questions) carry the document's content hash;
+    # the document's id only exists once the import runs.
+    document_hash = models.CharField(max_length=64, blank=True)
+    source_passage = models.TextField(blank=True)
+    passage_start = models.IntegerField(null=True, blank=True)
+    passage_end = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "row"], name="importstagedrow_job_row")]
+
+    def __str__(self) -> str:
+        return f"staged row {self.row} of import {self.job_id}"
+
+
+class ImportStagedDocument(models.Model):
+    """A checked source document waiting for its import to be confirmed (UNLOGGED too)."""
+
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    row = models.IntegerField()
+    title = models.CharField(max_length=500)
+    text = models.TextField()
+    origin = models.CharField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    content_hash = models.CharField(max_length=64)
+    tags = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "row"], name="importstageddoc_job_row")]
+
+    def __str__(self) -> str:
+        return f"staged document {self.row} of import {self.job_id}"
 
 
 class SourceDocument(models.Model):
@@ -193,11 +278,125 @@ class SourceDocument(models.Model):
         return self.title
 
 
+class ModelEndpoint(models.Model):
+    """An OpenAI-compatible endpoint, or the built-in offline provider.
+
+    The API key never touches the database: ``api_key_env`` names the environment variable
+    that holds it, read by the worker when it calls.
+    """
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible API"
+        OFFLINE = "offline", "Built-in offline provider"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind, default=Kind.OPENAI)
+    base_url = models.URLField(max_length=300, blank=True)
+    model = models.CharField(max_length=200)
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of the environment variable with the key"
+    )
+    family = models.CharField(max_length=100, blank=True, help_text="e.g. gpt-4o, llama-3")
+    max_concurrency = models.PositiveSmallIntegerField(default=4)
+    requests_per_minute = models.PositiveIntegerField(default=0, help_text="0: no limit")
+    tokens_per_minute = models.PositiveIntegerField(default=0, help_text="0: no limit")
+    timeout_seconds = models.FloatField(default=60)
+    price_in_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    price_out_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    supports_json_schema = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="offline") | ~Q(base_url=""), name="endpoint_url_unless_offline"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model})"
+
+    @property
+    def identity(self) -> str:
+        """What provenance records as the generation or judge model."""
+        where = "built-in offline provider" if self.kind == self.Kind.OFFLINE else self.base_url
+        return f"{self.name}: {self.model} @ {where}"
+
+
+class PromptTemplate(models.Model):
+    """A named prompt for one generation method (or the judge); its text lives in versions."""
+
+    class Purpose(models.TextChoices):
+        PARAPHRASE = "paraphrase", "Paraphrase"
+        TEMPLATE = "template", "Template expansion"
+        ADVERSARIAL = "adversarial", "Adversarial"
+        GROUNDED = "grounded", "Source-grounded"
+        JUDGE = "judge", "Judge"
+
+    name = models.CharField(max_length=200, unique=True)
+    purpose = models.CharField(max_length=12, choices=Purpose)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(models.Model):
+    """One immutable wording of a prompt. Editing a template makes a new version.
+
+    A version that a batch used (``used_at`` set) can never change again: the service
+    refuses, and ``save`` refuses as a second line of defence.
+    """
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    system = models.TextField(blank=True)
+    user = models.TextField(help_text="With {placeholders} the method fills in")
+    output_schema = models.JSONField(default=dict)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["template", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="promptversion_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.name} v{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            stored = PromptVersion.objects.filter(pk=self.pk).values("used_at").first()
+            if stored and stored["used_at"] is not None:
+                raise ValueError(
+                    f"{self} was used by a batch and cannot change; make a new version."
+                )
+        super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """What provenance records as the prompt version."""
+        return f"{self.template.name}@v{self.number}"
+
+
 class Batch(models.Model):
     """A generation batch: the unit of synthetic work and of provenance.
 
-    Generation itself (methods, endpoints, workers) fills this in; the foundation needs the
-    row so that every synthetic sample can point at the batch that made it.
+    A batch answers four questions before it runs: which case type it fills (``target_tags``
+    and ``target_difficulty``), why synthetic data is right for it (``why_synthetic``), how it
+    is judged (``judge``, ``judging_plan``, ``checks``) and what it costs (``cost_estimate``,
+    ``budget_cap``). Its progress, tokens and cost are derived from its items.
     """
 
     class Method(models.TextChoices):
@@ -217,19 +416,117 @@ class Batch(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200, blank=True)
     method = models.CharField(max_length=12, choices=Method)
     status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
     requested_count = models.PositiveIntegerField()
+    # The gap cell this batch fills: a tag slice and a difficulty.
+    target_tags = models.JSONField(default=dict, blank=True)
+    target_difficulty = models.CharField(max_length=12, choices=Difficulty, blank=True)
+    why_synthetic = models.TextField(blank=True)
+    judging_plan = models.TextField(blank=True)
+    generator = models.ForeignKey(
+        ModelEndpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    judge = models.ForeignKey(
+        ModelEndpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    prompt_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="batches"
+    )
+    # Method parameters: template text and slot values, adversarial kinds, parent filters.
+    params = models.JSONField(default=dict, blank=True)
+    checks = models.JSONField(default=list, blank=True)
+    seed = models.BigIntegerField(default=0)
+    cost_estimate = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    budget_cap = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # Set when generator and judge share a model family: allowed, recorded and shown.
+    family_warning = models.TextField(blank=True)
+    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(generator__isnull=True)
+                | Q(judge__isnull=True)
+                | ~Q(generator=models.F("judge")),
+                name="batch_judge_is_not_generator",
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset", "-created_at"], name="batch_dataset_recent")]
 
     def __str__(self) -> str:
-        return f"Batch {self.pk} ({self.get_method_display()})"
+        return self.name or f"Batch {self.pk} ({self.get_method_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("datasets:batch", args=[self.dataset.slug, self.pk])
+
+
+class GenerationItem(models.Model):
+    """One slot of a batch: the unit a worker claims, generates and records.
+
+    A worker claims an item with a conditional UPDATE (state pending -> running, a lease) and
+    holds no row lock while it calls the model; the sample it makes has the same
+    ``(batch, seq)`` and a unique constraint, so a redelivered task cannot make a second
+    one. A periodic task returns items whose lease expired (their worker died) to pending.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Generated"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    seq = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=State, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    # What this slot works from, assigned when the batch starts.
+    parent = models.ForeignKey(
+        "Sample", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source_document = models.ForeignKey(
+        SourceDocument, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    slot_values = models.JSONField(default=dict, blank=True)
+    sample = models.OneToOneField(
+        "Sample", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_item"
+    )
+    error_reason = models.CharField(max_length=40, blank=True)
+    error_detail = models.TextField(blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    response_id = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "seq"], name="generationitem_unique_slot"),
+        ]
+        indexes = [
+            models.Index(fields=["batch", "state"], name="generationitem_batch_state"),
+            models.Index(
+                fields=["lease_until"],
+                condition=Q(state="running"),
+                name="generationitem_running_lease",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch} #{self.seq} ({self.state})"
 
 
 class Sample(models.Model):
@@ -237,12 +534,7 @@ class Sample(models.Model):
         REAL = "real", "Real"
         SYNTHETIC = "synthetic", "Synthetic"
 
-    class Difficulty(models.TextChoices):
-        UNSET = "", "Unset"
-        EASY = "easy", "Easy"
-        MEDIUM = "medium", "Medium"
-        HARD = "hard", "Hard"
-        ADVERSARIAL = "adversarial", "Adversarial"
+    Difficulty = Difficulty
 
     class DifficultySource(models.TextChoices):
         UNSET = "", "Unset"

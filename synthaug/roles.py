@@ -16,6 +16,7 @@ ADMIN = "admin"
 ROLES = (ANNOTATOR, LEAD, ADMIN)
 
 _ANNOTATOR_PERMS = {
+    "datasets.view_batch",
     "datasets.view_dataset",
     "datasets.view_sample",
     "datasets.view_sourcedocument",
@@ -25,6 +26,8 @@ _LEAD_PERMS = _ANNOTATOR_PERMS | {
     "datasets.change_dataset",
     "datasets.import_data",
     "datasets.view_importjob",
+    "datasets.add_batch",
+    "datasets.change_batch",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {

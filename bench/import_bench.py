@@ -1,0 +1,211 @@
+"""Import benchmark: the app's streamed import against django-import-export's default path.
+
+    make bench BENCH_ARGS="import"                     # 1M rows (about two minutes)
+    make bench BENCH_ARGS="import --rows 200000"       # quicker
+
+Builds a JSONL and a CSV file of ``--rows`` rows from the real demo data (with variations),
+imports each through the app's import path (``import_file``) into PostgreSQL, and imports a
+20k-row slice of the same CSV through django-import-export's default row-by-row
+``ModelResource`` in the same run. Every import runs in a child process so its peak memory
+(ru_maxrss) is its own. Prints rows/s, the ratio to the baseline, and the targets:
+1M rows in at most 60 s, at least 30x the baseline's rows/s, peak memory under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+BENCH_DB = "synthaug_bench"
+BASELINE_ROWS = 20_000
+
+
+def _django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthaug.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def _dataset(slug: str):
+    from datasets.management.commands.demo import SCHEMA, TAG_DIMENSIONS
+    from datasets.models import Dataset
+    from datasets.services.datasets import dataset_create
+
+    Dataset.objects.filter(slug=slug).delete()
+    return dataset_create(
+        name=slug, slug=slug, created_by=None, schema=SCHEMA, tag_dimensions=TAG_DIMENSIONS
+    )
+
+
+def child_streamed(path: Path, fmt: str) -> dict:
+    from bench.datagen import CSV_MAPPING
+    from datasets.models import ImportJob
+    from datasets.services.imports import import_file
+
+    dataset = _dataset(f"bench-{fmt}")
+    mapping = CSV_MAPPING if fmt == "csv" else None
+    start = time.perf_counter()
+    job = import_file(dataset=dataset, created_by=None, path=path, mapping=mapping)
+    seconds = time.perf_counter() - start
+    if job.status != ImportJob.Status.SUCCEEDED:
+        first = list(job.row_errors.values_list("row", "message")[:3])
+        raise SystemExit(f"import failed: {job.file_error or first}")
+    return {"rows": job.rows_imported, "seconds": seconds, "engine": job.engine}
+
+
+def child_baseline(path: Path) -> dict:
+    """django-import-export's default: a ModelResource, row by row, diffs on, no bulk."""
+    import csv
+
+    import tablib
+    from import_export import resources
+
+    from datasets.models import Sample
+    from synthaug.engine.text import content_hash, flatten
+
+    class DefaultSampleResource(resources.ModelResource):
+        class Meta:
+            model = Sample
+            fields = (
+                "id",
+                "dataset",
+                "external_id",
+                "input",
+                "expected",
+                "text",
+                "origin",
+                "status",
+                "tags",
+                "content_hash",
+                "source_group",
+                "source_file",
+                "source_row",
+            )
+
+    dataset = _dataset("bench-baseline")
+    start = time.perf_counter()
+    data = tablib.Dataset(headers=list(DefaultSampleResource.Meta.fields))
+    with path.open(newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), start=1):
+            item = {"question": row["question"]}
+            digest = content_hash(item)
+            data.append(
+                [
+                    "",
+                    dataset.pk,
+                    row["id"],
+                    json.dumps(item),
+                    json.dumps({"answer": row["answer"]}),
+                    flatten(item),
+                    "real",
+                    "accepted",
+                    json.dumps(
+                        {"task": row["task"], "category": row["category"], "locale": row["locale"]}
+                    ),
+                    digest,
+                    f"sample:{digest[:16]}",
+                    path.name,
+                    n,
+                ]
+            )
+    result = DefaultSampleResource().import_data(data, dry_run=False, raise_errors=True)
+    seconds = time.perf_counter() - start
+    rows = result.totals["new"]
+    return {"rows": rows, "seconds": seconds, "engine": "import-export default"}
+
+
+def run_child(mode: str, path: Path, database_url: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path), "--database-url", database_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"))
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+
+    if args.child:
+        mode, path = args.child[0], Path(args.child[1])
+        _django(args.database_url)
+        result = child_baseline(path) if mode == "baseline" else child_streamed(path, mode)
+        result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    from bench.datagen import write_csv, write_jsonl
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    if not base.startswith("postgres"):
+        raise SystemExit("The import benchmark measures PostgreSQL: set DATABASE_URL.")
+    server, _, _ = base.rpartition("/")
+    database_url = f"{server}/{BENCH_DB}"
+    subprocess.run(["psql", base, "-qc", f"DROP DATABASE IF EXISTS {BENCH_DB}"], check=True)
+    subprocess.run(["psql", base, "-qc", f"CREATE DATABASE {BENCH_DB}"], check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"generating {args.rows:,} rows ...", flush=True)
+    jsonl = write_jsonl(OUT / "bench.jsonl", args.rows)
+    csv_path = write_csv(OUT / "bench.csv", args.rows)
+    slice_path = write_csv(OUT / "bench-slice.csv", BASELINE_ROWS)
+    mb = jsonl.stat().st_size / 1e6
+    print(
+        f"files: {jsonl.name} {mb:.0f} MB, {csv_path.name} {csv_path.stat().st_size / 1e6:.0f} MB"
+    )
+
+    results = {
+        "baseline (import-export default, 20k CSV)": run_child(
+            "baseline", slice_path, database_url
+        ),
+        f"streamed JSONL ({args.rows:,})": run_child("jsonl", jsonl, database_url),
+        f"streamed CSV ({args.rows:,})": run_child("csv", csv_path, database_url),
+    }
+    baseline = results["baseline (import-export default, 20k CSV)"]
+    base_rate = baseline["rows"] / baseline["seconds"]
+    print()
+    print(f"{'run':<44} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'x base':>8} {'peak MB':>8}")
+    for name, r in results.items():
+        rate = r["rows"] / r["seconds"]
+        print(
+            f"{name:<44} {r['rows']:>10,} {r['seconds']:>9.1f} {rate:>10,.0f} "
+            f"{rate / base_rate:>8.1f} {r['maxrss_mb']:>8.0f}"
+        )
+    print()
+    scale = 1_000_000 / args.rows
+    for name, r in list(results.items())[1:]:
+        rate = r["rows"] / r["seconds"]
+        print(
+            f"{name}: 1M-row time {r['seconds'] * scale:.1f} s (target <= 60), "
+            f"{rate / base_rate:.1f}x baseline (target >= 30), "
+            f"peak {r['maxrss_mb']:.0f} MB (target < 300)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,536 @@
+"""The streamed bulk engine: any size of file, flat memory, set-based checks in SQL.
+
+Validation streams rows from a reader through ``RowSpec`` and writes the clean ones, in
+chunks, to the staging table (PostgreSQL ``COPY`` through psycopg 3; ``bulk_create`` on
+SQLite) and the bad ones to ImportRowError. Each chunk commits on its own (when the caller
+is not inside a transaction), so the job page sees progress while the file is read.
+Duplicates are then found with window functions and joins, never with a Python set of a
+million hashes.
+
+Execution happens in one transaction: lock the job and the dataset, check duplicates again
+(another import may have landed since validation), then ``INSERT ... SELECT`` from the
+staging table into Sample (and SourceDocument), and empty the staging rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from datasets.importing.readers import RawRow
+from datasets.importing.rowspec import (
+    DUPLICATE_EXCERPT_CHARS,
+    PREVIEW_ROWS,
+    SQL_ID_REPEATS_ROW,
+    SQL_ID_USED_BY_SAMPLE,
+    SQL_SAME_CONTENT_AS_ROW,
+    SQL_SAME_CONTENT_AS_SAMPLE,
+    CleanDocument,
+    CleanRow,
+    RowError,
+    RowSpec,
+    sample_preview,
+)
+from datasets.models import (
+    ImportJob,
+    ImportRowError,
+    ImportStagedDocument,
+    ImportStagedRow,
+    Sample,
+    SourceDocument,
+)
+
+Progress = Callable[[int, int | None], None]
+
+CHUNK_ROWS = 5000
+INSERT_CHUNK_ROWS = 100_000
+PROGRESS_EVERY_SECONDS = 1.0
+FIELD_MAX = ImportRowError._meta.get_field("field").max_length
+
+_STAGED_ROW_COLUMNS = (
+    "job_id",
+    "row",
+    "external_id",
+    "input",
+    "expected",
+    "text",
+    "tags",
+    "difficulty",
+    "content_hash",
+    "source_group",
+    "document_hash",
+    "source_passage",
+    "passage_start",
+    "passage_end",
+)
+_STAGED_DOC_COLUMNS = (
+    "job_id",
+    "row",
+    "title",
+    "text",
+    "origin",
+    "external_id",
+    "content_hash",
+    "tags",
+)
+_ERROR_COLUMNS = ("job_id", "row", "field", "message", "excerpt", "kind")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _copy(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Write rows with PostgreSQL COPY (text format; JSON columns as JSON text)."""
+    sql = f"COPY {_table(model)} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+class Stager:
+    """Collects an import's clean rows, documents and row errors and writes them in chunks.
+
+    Also keeps the counters and reports progress: to the job row (at most
+    once a second, with a queryset update so nothing else on the job is overwritten) and to
+    an optional ``progress(done_rows, total_rows)`` callable.
+    """
+
+    def __init__(self, job: ImportJob, *, progress: Progress | None = None) -> None:
+        self.job = job
+        self.progress = progress
+        self.use_copy = connection.vendor == "postgresql"
+        self.rows: list[CleanRow] = []
+        self.documents: list[CleanDocument] = []
+        self.errors: list[RowError] = []
+        self.rows_total = 0
+        self.rows_staged = 0
+        self.documents_staged = 0
+        self._last_report = time.monotonic()
+        self.bytes_read: Callable[[], int] = lambda: 0
+
+    # -- collecting
+
+    def add_row(self, clean: CleanRow) -> None:
+        self.rows.append(clean)
+        if len(self.rows) >= CHUNK_ROWS:
+            self.flush()
+
+    def add_document(self, document: CleanDocument) -> None:
+        self.documents.append(document)
+        if len(self.documents) >= CHUNK_ROWS // 10:
+            self.flush()
+
+    def add_errors(self, errors: Iterable[RowError]) -> None:
+        self.errors.extend(errors)
+        if len(self.errors) >= CHUNK_ROWS:
+            self.flush()
+
+    def counted(self) -> None:
+        """One more row read from the file; reports progress now and then."""
+        self.rows_total += 1
+        if self.rows_total % 1000 == 0:
+            now = time.monotonic()
+            if now - self._last_report >= PROGRESS_EVERY_SECONDS:
+                self._last_report = now
+                self.flush()
+                self.report()
+
+    def report(self) -> None:
+        ImportJob.objects.filter(pk=self.job.pk).update(
+            rows_processed=self.rows_total, bytes_processed=self.bytes_read()
+        )
+        if self.progress is not None:
+            self.progress(self.rows_total, None)
+
+    # -- writing
+
+    def flush(self) -> None:
+        if not (self.rows or self.documents or self.errors):
+            return
+        with transaction.atomic():
+            if self.rows:
+                self._write_rows()
+            if self.documents:
+                self._write_documents()
+            if self.errors:
+                self._write_errors()
+        self.rows_staged += len(self.rows)
+        self.documents_staged += len(self.documents)
+        self.rows.clear()
+        self.documents.clear()
+        self.errors.clear()
+
+    def _write_rows(self) -> None:
+        job_id = self.job.pk
+        if self.use_copy:
+            _copy(
+                ImportStagedRow,
+                _STAGED_ROW_COLUMNS,
+                [
+                    (
+                        job_id,
+                        r.row,
+                        r.external_id,
+                        _json(r.input),
+                        _json(r.expected),
+                        r.text,
+                        _json(r.tags),
+                        r.difficulty,
+                        r.content_hash,
+                        r.source_group,
+                        r.document_hash,
+                        r.source_passage,
+                        r.passage_start,
+                        r.passage_end,
+                    )
+                    for r in self.rows
+                ],
+            )
+            return
+        ImportStagedRow.objects.bulk_create(
+            [
+                ImportStagedRow(
+                    job_id=job_id,
+                    row=r.row,
+                    external_id=r.external_id,
+                    input=r.input,
+                    expected=r.expected,
+                    text=r.text,
+                    tags=r.tags,
+                    difficulty=r.difficulty,
+                    content_hash=r.content_hash,
+                    source_group=r.source_group,
+                    document_hash=r.document_hash,
+                    source_passage=r.source_passage,
+                    passage_start=r.passage_start,
+                    passage_end=r.passage_end,
+                )
+                for r in self.rows
+            ],
+            batch_size=500,
+        )
+
+    def _write_documents(self) -> None:
+        job_id = self.job.pk
+        if self.use_copy:
+            _copy(
+                ImportStagedDocument,
+                _STAGED_DOC_COLUMNS,
+                [
+                    (
+                        job_id,
+                        d.row,
+                        d.title,
+                        d.text,
+                        d.origin,
+                        d.external_id,
+                        d.content_hash,
+                        _json(d.tags),
+                    )
+                    for d in self.documents
+                ],
+            )
+            return
+        ImportStagedDocument.objects.bulk_create(
+            [
+                ImportStagedDocument(
+                    job_id=job_id,
+                    row=d.row,
+                    title=d.title,
+                    text=d.text,
+                    origin=d.origin,
+                    external_id=d.external_id,
+                    content_hash=d.content_hash,
+                    tags=d.tags,
+                )
+                for d in self.documents
+            ],
+            batch_size=200,
+        )
+
+    def _write_errors(self) -> None:
+        write_errors(self.job, self.errors, use_copy=self.use_copy)
+
+
+def write_errors(job: ImportJob, errors: list[RowError], *, use_copy: bool | None = None) -> None:
+    """Store row errors (COPY on PostgreSQL): many thousands for a thoroughly bad file."""
+    if use_copy is None:
+        use_copy = connection.vendor == "postgresql"
+    if use_copy:
+        _copy(
+            ImportRowError,
+            _ERROR_COLUMNS,
+            [(job.pk, e.row, e.field[:FIELD_MAX], e.message, e.excerpt, e.kind) for e in errors],
+        )
+        return
+    ImportRowError.objects.bulk_create(
+        [
+            ImportRowError(
+                job=job,
+                row=e.row,
+                field=e.field[:FIELD_MAX],
+                message=e.message,
+                excerpt=e.excerpt,
+                kind=e.kind,
+            )
+            for e in errors
+        ],
+        batch_size=500,
+    )
+
+
+def stage_sample_rows(stager: Stager, spec: RowSpec, rows: Iterable[RawRow]) -> None:
+    """Clean every row of a reader and stage it (or its errors)."""
+    unreadable = ImportRowError.Kind.UNREADABLE
+    clean = spec.clean
+    for raw in rows:
+        stager.counted()
+        if raw.data is None:
+            stager.add_errors([RowError(raw.row, "", raw.problem, raw.excerpt, unreadable)])
+            continue
+        outcome = clean(raw.row, raw.data)
+        if isinstance(outcome, list):
+            stager.add_errors(outcome)
+        else:
+            stager.add_row(outcome)
+    stager.flush()
+    stager.report()
+
+
+# --- Duplicates, set-based -------------------------------------------------------------
+
+
+def _work_mem(cursor) -> None:
+    # The duplicate checks sort a million staged rows; the default 4 MB spills to disk.
+    if connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+
+
+def find_duplicates(job: ImportJob) -> None:
+    """Store a row error for every staged row that duplicates a sample or an earlier row.
+
+    Same rules and wording as ``rowspec.duplicate_errors``: existing canonical samples
+    first, then the first row of the file with the same content; the same for ids.
+    Replaces the job's previous duplicate errors, so it can run again before executing.
+    """
+    staged = _table(ImportStagedRow)
+    errors = _table(ImportRowError)
+    samples = _table(Sample)
+    kind = ImportRowError.Kind.DUPLICATE
+    with transaction.atomic(), connection.cursor() as cursor:
+        _work_mem(cursor)
+        ImportRowError.objects.filter(job=job, kind=kind).delete()
+        cursor.execute(
+            f"""
+            WITH t AS (
+                SELECT s.row, s.content_hash,
+                       MIN(s.row) OVER (PARTITION BY s.content_hash) AS first_row
+                FROM {staged} s WHERE s.job_id = %s
+            )
+            INSERT INTO {errors} (job_id, row, field, message, excerpt, kind)
+            SELECT %s, t.row, 'input',
+                   CASE WHEN x.id IS NOT NULL THEN {SQL_SAME_CONTENT_AS_SAMPLE}
+                        ELSE {SQL_SAME_CONTENT_AS_ROW} END,
+                   SUBSTR(s2.text, 1, {DUPLICATE_EXCERPT_CHARS}), %s
+            FROM t
+            LEFT JOIN {samples} x
+              ON x.dataset_id = %s AND x.content_hash = t.content_hash
+             AND x.duplicate_of_id IS NULL
+            JOIN {staged} s2 ON s2.job_id = %s AND s2.row = t.row
+            WHERE x.id IS NOT NULL OR t.row > t.first_row
+            ORDER BY t.row
+            """,  # noqa: S608 - names from model meta, values are parameters
+            [job.pk, job.pk, kind, job.dataset_id, job.pk],
+        )
+        cursor.execute(
+            f"""
+            WITH t AS (
+                SELECT s.row, s.external_id,
+                       MIN(s.row) OVER (PARTITION BY s.external_id) AS first_row
+                FROM {staged} s WHERE s.job_id = %s AND s.external_id <> ''
+            )
+            INSERT INTO {errors} (job_id, row, field, message, excerpt, kind)
+            SELECT %s, t.row, 'id',
+                   CASE WHEN x.id IS NOT NULL THEN {SQL_ID_USED_BY_SAMPLE}
+                        ELSE {SQL_ID_REPEATS_ROW} END,
+                   SUBSTR(s2.text, 1, {DUPLICATE_EXCERPT_CHARS}), %s
+            FROM t
+            LEFT JOIN {samples} x
+              ON x.dataset_id = %s AND x.external_id = t.external_id AND x.external_id <> ''
+            JOIN {staged} s2 ON s2.job_id = %s AND s2.row = t.row
+            WHERE x.id IS NOT NULL OR t.row > t.first_row
+            ORDER BY t.row
+            """,  # noqa: S608 - names from model meta, values are parameters
+            [job.pk, job.pk, kind, job.dataset_id, job.pk],
+        )
+
+
+def error_counts(job: ImportJob) -> tuple[int, int]:
+    """(number of row errors, number of distinct rows with at least one)."""
+    with connection.cursor() as cursor:
+        table = _table(ImportRowError)
+        cursor.execute(
+            f"SELECT COUNT(*), COUNT(DISTINCT row) FROM {table} WHERE job_id = %s",  # noqa: S608
+            [job.pk],
+        )
+        errors, rows = cursor.fetchone()
+    return int(errors), int(rows)
+
+
+def clear_staging(job: ImportJob) -> None:
+    ImportStagedRow.objects.filter(job=job).delete()
+    ImportStagedDocument.objects.filter(job=job).delete()
+
+
+# --- Execution -------------------------------------------------------------------------
+
+
+def _empty_json() -> str:
+    return "'{}'::jsonb" if connection.vendor == "postgresql" else "'{}'"
+
+
+def insert_documents(job: ImportJob) -> tuple[int, int]:
+    """Move staged documents into SourceDocument; (new, reused) counts.
+
+    A document whose content hash the dataset already has is not copied: the existing one
+    is reused (the unique constraint decides, so a concurrent identical import is safe).
+    Call inside the execution transaction.
+    """
+    staged = _table(ImportStagedDocument)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {staged} WHERE job_id = %s", [job.pk])  # noqa: S608
+        total = int(cursor.fetchone()[0])
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(SourceDocument)}
+                (dataset_id, title, text, origin, external_id, content_hash, import_job_id,
+                 tags, created_at)
+            SELECT %s, d.title, d.text, d.origin, d.external_id, d.content_hash, %s, d.tags, %s
+            FROM {staged} d
+            WHERE d.job_id = %s
+            ORDER BY d.row
+            ON CONFLICT (dataset_id, content_hash) DO NOTHING
+            """,  # noqa: S608 - names from model meta, values are parameters
+            [job.dataset_id, job.pk, now, job.pk],
+        )
+        inserted = max(int(cursor.rowcount), 0)
+    return inserted, total - inserted
+
+
+def insert_samples(job: ImportJob, *, progress: Progress | None = None) -> int:
+    """Move the staged rows without errors into Sample, in file order; the count.
+
+    Rows tied to a document get its id by content hash (the documents are inserted
+    first). Runs in slices of rows so a command-line progress bar can move; call inside
+    the execution transaction.
+    """
+    staged = _table(ImportStagedRow)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT COALESCE(MAX(s.row), 0), COUNT(*) FROM {staged} s
+            WHERE s.job_id = %s AND NOT EXISTS (
+                SELECT 1 FROM {_table(ImportRowError)} e WHERE e.job_id = %s AND e.row = s.row)
+            """,  # noqa: S608 - names from model meta, values are parameters
+            [job.pk, job.pk],
+        )
+        last_row, total = cursor.fetchone()
+        inserted = 0
+        low = 0
+        while low < last_row:
+            high = low + INSERT_CHUNK_ROWS
+            cursor.execute(
+                f"""
+                INSERT INTO {_table(Sample)} (
+                    dataset_id, external_id, input, expected, text, origin, tags,
+                    difficulty, difficulty_source, difficulty_rationale, status, split,
+                    content_hash, source_group, import_job_id, source_file, source_row,
+                    source_document_id, source_passage, passage_start, passage_end,
+                    method, generation_model, prompt_version, slot_values, created_at)
+                SELECT %s, s.external_id, s.input, s.expected, s.text, %s, s.tags,
+                    s.difficulty, CASE WHEN s.difficulty <> '' THEN %s ELSE '' END, '', %s, '',
+                    s.content_hash, s.source_group, %s, %s, s.row,
+                    d.id, s.source_passage, s.passage_start, s.passage_end,
+                    '', '', '', {_empty_json()}, %s
+                FROM {staged} s
+                LEFT JOIN {_table(SourceDocument)} d
+                  ON s.document_hash <> '' AND d.dataset_id = %s
+                 AND d.content_hash = s.document_hash
+                WHERE s.job_id = %s AND s.row > %s AND s.row <= %s
+                  AND NOT EXISTS (
+                    SELECT 1 FROM {_table(ImportRowError)} e
+                    WHERE e.job_id = %s AND e.row = s.row)
+                ORDER BY s.row
+                """,  # noqa: S608 - names from model meta, values are parameters
+                [
+                    job.dataset_id,
+                    Sample.Origin.REAL,
+                    Sample.DifficultySource.IMPORT,
+                    Sample.Status.ACCEPTED,
+                    job.pk,
+                    job.file_name,
+                    now,
+                    job.dataset_id,
+                    job.pk,
+                    low,
+                    high,
+                    job.pk,
+                ],
+            )
+            inserted += max(int(cursor.rowcount), 0)
+            low = high
+            if progress is not None:
+                progress(inserted, int(total))
+    return inserted
+
+
+def staged_preview(job: ImportJob) -> list[dict[str, Any]]:
+    """The first rows as they will be stored: staged, and without errors.
+
+    Samples when the job has any (samples, SQuAD questions), documents otherwise.
+    """
+    bad_rows = ImportRowError.objects.filter(job=job, row=OuterRef("row"))
+    rows = (
+        ImportStagedRow.objects.filter(job=job)
+        .exclude(Exists(bad_rows))
+        .order_by("row")[:PREVIEW_ROWS]
+    )
+    preview = [
+        sample_preview(
+            row=r.row,
+            external_id=r.external_id,
+            input=r.input,
+            expected=r.expected,
+            tags=r.tags,
+            difficulty=r.difficulty,
+        )
+        for r in rows
+    ]
+    if preview:
+        return preview
+    documents = ImportStagedDocument.objects.filter(job=job).order_by("row")[:PREVIEW_ROWS]
+    return [
+        CleanDocument(
+            row=d.row,
+            title=d.title,
+            text=d.text,
+            origin=d.origin,
+            external_id=d.external_id,
+            content_hash=d.content_hash,
+            tags=d.tags,
+        ).preview()
+        for d in documents
+    ]

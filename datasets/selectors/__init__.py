@@ -1,0 +1,1 @@
+"""Reads, by area: ``browse`` (datasets, samples, documents) and ``generation`` (batches)."""

@@ -1,0 +1,1 @@
+"""Views, split by area: browse (datasets, samples, documents) and imports."""
