@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 BENCH_DB = "synthaug_bench"
+sys.path.insert(0, str(ROOT))
 BASELINE_ROWS = 20_000
 
 
 def _django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthaug.settings")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

@@ -17,7 +17,7 @@ from tests.test_import_support import (
     write_csv,
 )
 
-XQUAD = Path("/work/shared/data/xquad/xquad.en.json")
+XQUAD = Path(__file__).resolve().parent.parent / "datasets" / "demo_data" / "xquad.en.json"
 
 
 def run(*args: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from tests.test_import_support import (
     write_jsonl,
 )
 
-XQUAD = Path("/work/shared/data/xquad/xquad.en.json")
+XQUAD = Path(__file__).resolve().parent.parent / "datasets" / "demo_data" / "xquad.en.json"
 DOCS = ImportJob.Kind.DOCUMENTS
 Status = ImportJob.Status
 
@@ -240,3 +240,40 @@ def test_it_refuses_formats_and_mappings_that_do_not_fit_documents(dataset, alic
     with pytest.raises(ValidationError, match="Samples come from"):
         run_job(dataset, alice, text)
     assert not ImportJob.objects.exists()
+
+
+def test_it_keeps_one_question_asked_of_two_passages_and_rejects_it_twice_of_one(
+    dataset, alice, tmp_path
+):
+    def paragraph(context: str, qid: str) -> dict:
+        return {
+            "context": context,
+            "qas": [
+                {
+                    "id": qid,
+                    "question": "When was it founded?",
+                    "answers": [{"text": "1386", "answer_start": context.index("1386")}],
+                }
+            ],
+        }
+
+    squad = {
+        "data": [
+            {
+                "title": "Founding",
+                "paragraphs": [
+                    paragraph("Heidelberg University was founded in 1386.", "a"),
+                    paragraph("The Lithuanian union was founded in 1386 at Kreva.", "b"),
+                    paragraph("The Lithuanian union was founded in 1386 at Kreva.", "c"),
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "founding.json"
+    path.write_text(json.dumps(squad), encoding="utf-8")
+
+    job = run_job(dataset, alice, path, kind=DOCS, skip_bad_rows=True)
+
+    assert job.status == Status.SUCCEEDED
+    assert sorted(Sample.objects.values_list("external_id", flat=True)) == ["a", "b"]
+    assert error_report(job) == [(3, "input", "same content as row 2")]

@@ -29,6 +29,7 @@ from datasets.importing.readers import (
 from datasets.importing.rowspec import CleanDocument, DocSpec, RowError, RowSpec
 from datasets.importing.streamed import Stager
 from datasets.models import ImportJob, ImportRowError
+from synthaug.engine.text import content_hash
 
 # The columns a SQuAD question offers to the mapping, and how they map by default.
 SQUAD_COLUMNS = ["id", "question", "answer", "answer_start", "title", "context"]
@@ -253,6 +254,9 @@ def _stage_question(
         stager.add_errors(outcome)
         return
     outcome.document_hash = document.content_hash
+    # A grounded question is the same sample only when asked of the same passage: "When
+    # was it founded?" about two documents is two samples, about one document a duplicate.
+    outcome.content_hash = content_hash([outcome.input, document.content_hash])
     outcome.source_group = f"doc:{document.content_hash[:16]}"
     outcome.source_passage = context
     outcome.passage_start = start
