@@ -555,7 +555,10 @@ class Sample(models.Model):
         DEV = "dev", "Dev"
         TEST = "test", "Test"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="samples")
+    # Indexed by the (dataset, -id) indexes below; a lone dataset_id index is redundant.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="samples", db_index=False
+    )
     external_id = models.CharField(max_length=200, blank=True)
     input = models.JSONField()
     expected = models.JSONField(default=dict)
@@ -568,7 +571,12 @@ class Sample(models.Model):
         max_length=8, choices=DifficultySource, blank=True, default=""
     )
     difficulty_set_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
     )
     difficulty_rationale = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
@@ -576,7 +584,12 @@ class Sample(models.Model):
     # sha256 of the normalised input (NFKC, case-folded, whitespace collapsed).
     content_hash = models.CharField(max_length=64)
     duplicate_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="duplicates",
     )
     # Everything derived from one seed sample or one source document shares this key, and
     # a version keeps a group inside one split.
@@ -591,14 +604,29 @@ class Sample(models.Model):
 
     # Provenance of synthetic samples (filled by generation).
     batch = models.ForeignKey(
-        Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="samples"
+        Batch,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="samples",
     )
     seq = models.IntegerField(null=True, blank=True, help_text="Slot within the batch")
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="children",
     )
     source_document = models.ForeignKey(
-        SourceDocument, null=True, blank=True, on_delete=models.PROTECT, related_name="samples"
+        SourceDocument,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="samples",
     )
     source_passage = models.TextField(blank=True)
     passage_start = models.IntegerField(null=True, blank=True)
@@ -646,6 +674,20 @@ class Sample(models.Model):
                 fields=["dataset", "difficulty", "-id"], name="sample_dataset_difficulty_id"
             ),
             models.Index(fields=["dataset", "source_group"], name="sample_dataset_group"),
+            # Foreign keys that most samples leave empty get partial indexes: a bulk import
+            # of real samples would otherwise write six btree entries per row for NULLs.
+            *(
+                models.Index(
+                    fields=[fk], condition=Q(**{f"{fk}__isnull": False}), name=f"sample_{fk}"
+                )
+                for fk in (
+                    "difficulty_set_by",
+                    "duplicate_of",
+                    "batch",
+                    "parent",
+                    "source_document",
+                )
+            ),
         ]
 
     def __str__(self) -> str:

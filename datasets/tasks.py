@@ -29,3 +29,33 @@ def import_job_execute_task(job_id: int) -> None:
     if job is None or job.status != ImportJob.Status.IMPORTING:
         return
     import_job_execute(job=job)
+
+
+# --- generation ---------------------------------------------------------------------------
+# Imported here rather than at the top: this section is appended to the import tasks'
+# module and keeps their part untouched.
+from datasets.services.generation import (  # noqa: E402
+    batch_chunk_run,
+    generation_items_reap,
+)
+from datasets.services.generation.queue import enqueue_seqs  # noqa: E402
+
+
+@shared_task
+def batch_generate_chunk(batch_id: int, seqs: list[int]) -> None:
+    """Generate the pending items among ``seqs`` of a batch.
+
+    Idempotent: each item is claimed with a conditional update, so a redelivered, duplicated
+    or late task only finds items that are no longer pending. Items that failed transiently
+    (after the LLM seam's own retries) are queued again here, with a delay: this task never
+    retries HTTP itself.
+    """
+    outcome = batch_chunk_run(batch_id=batch_id, seqs=seqs)
+    if outcome.retry_seqs:
+        enqueue_seqs(batch_id, outcome.retry_seqs, countdown=outcome.retry_delay)
+
+
+@shared_task
+def generation_reap() -> None:
+    """Periodic (beat): expired claims back to pending, lost work queued again."""
+    generation_items_reap()

@@ -243,6 +243,37 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Generation. Items are claimed with a lease; a RUNNING item whose lease ran out belongs to
+# a dead worker and the reaper queues it again. The lease must outlast one item's work: the
+# endpoint's timeout times the HTTP attempts, plus backoff.
+SYNTHAUG_GENERATION_CHUNK_SIZE = env_int("SYNTHAUG_GENERATION_CHUNK_SIZE", 20)
+SYNTHAUG_GENERATION_LEASE_SECONDS = env_int("SYNTHAUG_GENERATION_LEASE_SECONDS", 300)
+# A QUEUED or RUNNING batch with pending items and no sign of life for this long lost its
+# task messages (Redis restarted without persistence): the reaper queues them again.
+SYNTHAUG_GENERATION_STALL_SECONDS = env_int("SYNTHAUG_GENERATION_STALL_SECONDS", 600)
+# Claims per item (each claim's call gets the HTTP attempts below) before "gave_up".
+SYNTHAUG_GENERATION_MAX_ATTEMPTS = env_int("SYNTHAUG_GENERATION_MAX_ATTEMPTS", 3)
+SYNTHAUG_GENERATION_HTTP_ATTEMPTS = env_int("SYNTHAUG_GENERATION_HTTP_ATTEMPTS", 3)
+SYNTHAUG_GENERATION_BACKOFF_SECONDS = float(env_str("SYNTHAUG_GENERATION_BACKOFF_SECONDS", "0.5"))
+# Delay before a transiently failed item is queued again: doubled per attempt, at least the
+# server's Retry-After, at most the maximum (well under the visibility timeout).
+SYNTHAUG_GENERATION_RETRY_DELAY_SECONDS = float(
+    env_str("SYNTHAUG_GENERATION_RETRY_DELAY_SECONDS", "10")
+)
+SYNTHAUG_GENERATION_RETRY_DELAY_MAX_SECONDS = float(
+    env_str("SYNTHAUG_GENERATION_RETRY_DELAY_MAX_SECONDS", "300")
+)
+SYNTHAUG_GENERATION_REAP_SECONDS = env_int("SYNTHAUG_GENERATION_REAP_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    "generation-reap": {
+        "task": "datasets.tasks.generation_reap",
+        "schedule": float(SYNTHAUG_GENERATION_REAP_SECONDS),
+        # A reap that waited longer than its period is superseded by the next one.
+        "options": {"expires": float(SYNTHAUG_GENERATION_REAP_SECONDS)},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
 # Import: files up to this many rows in CSV, XLSX or JSON go through django-import-export
 # (with its preview); anything larger, and every JSONL file, through the streamed bulk path.
 SYNTHAUG_SMALL_IMPORT_MAX_BYTES = env_int("SYNTHAUG_SMALL_IMPORT_MAX_BYTES", 1024 * 1024)
