@@ -131,3 +131,7 @@ class SampleAdmin(ImportExportModelAdmin):
             form.add_error("import_file", str(e))
         else:
             super().add_data_read_fail_error_to_form(form, e)
+
+
+# Endpoints and prompts have their admin in a module of their own.
+from datasets import admin_generation  # noqa: E402, F401

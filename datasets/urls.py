@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from datasets.views import browse, imports
+from datasets.views import browse, generation, imports
 
 app_name = "datasets"
 urlpatterns = [
@@ -19,4 +19,20 @@ urlpatterns = [
     path(
         "<slug:slug>/imports/<int:pk>/errors.csv", imports.import_errors_csv, name="import_errors"
     ),
+    # Generation: batches and prompts.
+    path("<slug:slug>/batches/", generation.batch_list, name="batches"),
+    path("<slug:slug>/batches/new/", generation.batch_new, name="batch_new"),
+    path("<slug:slug>/batches/estimate/", generation.batch_estimate, name="batch_estimate"),
+    path("<slug:slug>/batches/<int:pk>/", generation.batch_detail, name="batch"),
+    path("<slug:slug>/batches/<int:pk>/cancel/", generation.batch_cancel, name="batch_cancel"),
+    path("<slug:slug>/batches/<int:pk>/resume/", generation.batch_resume, name="batch_resume"),
+    path(
+        "<slug:slug>/batches/<int:pk>/items/<int:item_pk>/retry/",
+        generation.item_retry,
+        name="batch_item_retry",
+    ),
+    path("<slug:slug>/prompts/", generation.prompt_list, name="prompts"),
+    path("<slug:slug>/prompts/compare/", generation.prompt_compare, name="prompt_compare"),
+    path("<slug:slug>/prompts/<int:pk>/", generation.prompt_detail, name="prompt"),
+    path("<slug:slug>/prompts/<int:pk>/edit/", generation.prompt_edit, name="prompt_edit"),
 ]
