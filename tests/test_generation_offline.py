@@ -36,7 +36,9 @@ def assert_common_provenance(sample: Sample, batch: Batch, label: str) -> None:
     assert sample.status == Sample.Status.PENDING
     assert sample.method == batch.method
     assert sample.generation_model == OFFLINE_IDENTITY
-    assert sample.prompt_version == label
+    # The offline provider reads no prompt: provenance says so instead of naming one.
+    assert sample.prompt_version == f"offline-{batch.method}@1 (built-in, no prompt)"
+    assert batch.prompt_version.label == label  # the batch still records its prompt
     assert sample.difficulty == "hard"
     assert sample.difficulty_source == Sample.DifficultySource.AUTO
     assert sample.difficulty_rationale == f"target of batch {batch.pk}"

@@ -247,7 +247,7 @@ def batch_generation_finished(batch: Batch) -> None:
     judge checks, dedup and difficulty are queued from here. Until then, nothing more
     happens: the samples stay PENDING for their checks.
     """
-    log.info("Batch %s finished generating; its checks plug in here.", batch.pk)
+    log.info("Batch %s finished generating.", batch.pk)
 
 
 def batch_finish_if_complete(*, batch_id: int) -> str | None:

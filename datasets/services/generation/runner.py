@@ -98,6 +98,13 @@ class _Chunk:
         self.conf = settings_
         self.outcome = ChunkOutcome()
         self.offline = self.generator.kind == ModelEndpoint.Kind.OFFLINE
+        # The offline provider reads no prompt text, so provenance names the provider's own
+        # version of the method instead of a prompt it never saw.
+        self.prompt_label = (
+            f"offline-{batch.method}@{OFFLINE_VERSION} (built-in, no prompt)"
+            if self.offline
+            else self.version.label[:100]
+        )
         self.check_budget = batch.budget_cap is not None and not self.offline
         self.stopped = False
         self._marked_running = False
@@ -264,7 +271,7 @@ class _Chunk:
             passage_end=generated.passage_end,
             method=batch.method,
             generation_model=self.generator.identity[:300],
-            prompt_version=self.version.label[:100],
+            prompt_version=self.prompt_label,
             slot_values=generated.slot_values,
         )
 
