@@ -10,7 +10,15 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from datasets.models import Dataset, ImportJob, Sample, SourceDocument
+from datasets.models import (
+    Batch,
+    Dataset,
+    GenerationItem,
+    ImportJob,
+    PromptVersion,
+    Sample,
+    SourceDocument,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -77,3 +85,38 @@ def access_import_job(
         raise Http404("No such import")
     job.dataset = dataset
     return job
+
+
+def access_batch(user: User, slug: str, pk: int, *, perm: str) -> Batch:
+    dataset = access_dataset(user, slug, perm=perm)
+    batch = (
+        Batch.objects.select_related("generator", "judge", "prompt_version__template", "created_by")
+        .filter(dataset=dataset, pk=pk)
+        .first()
+    )
+    if batch is None:
+        raise Http404("No such batch")
+    batch.dataset = dataset
+    return batch
+
+
+def access_generation_item(
+    user: User, slug: str, pk: int, item_pk: int, *, perm: str
+) -> GenerationItem:
+    batch = access_batch(user, slug, pk, perm=perm)
+    item = GenerationItem.objects.filter(batch=batch, pk=item_pk).first()
+    if item is None:
+        raise Http404("No such item")
+    item.batch = batch
+    return item
+
+
+def access_prompt_version(
+    user: User, slug: str, pk: int, *, perm: str
+) -> tuple[Dataset, PromptVersion]:
+    """Prompts are shared by every dataset; membership of ``slug`` decides who sees them."""
+    dataset = access_dataset(user, slug, perm=perm)
+    version = PromptVersion.objects.select_related("template", "created_by").filter(pk=pk).first()
+    if version is None:
+        raise Http404("No such prompt version")
+    return dataset, version

@@ -6,12 +6,26 @@ there is nothing to drift.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connections
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DecimalField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Coalesce, Substr
 from django.utils import timezone
 
 from datasets.models import (
@@ -23,7 +37,8 @@ from datasets.models import (
     Sample,
     SourceDocument,
 )
-from datasets.selectors.browse import SampleFilters, samples_matching
+from datasets.selectors.browse import TEXT_HEAD_CHARS, SampleFilters, capped_count, samples_matching
+from synthaug.engine.textdiff import FieldDiff, field_diff
 
 State = GenerationItem.State
 _SETTLED = (State.DONE, State.FAILED, State.CANCELLED)
@@ -204,3 +219,79 @@ def slice_documents(*, dataset: Dataset, target_tags: dict[str, str]) -> list[in
         if ids:
             return sorted(ids)
     return list(documents.order_by("pk").values_list("pk", flat=True))
+
+
+# --- for the pages ---------------------------------------------------------------------
+
+FAILED_PAGE_SIZE = 25
+SAMPLES_SHOWN = 50
+
+
+def batches_with_progress(batches: QuerySet[Batch]) -> QuerySet[Batch]:
+    """Each batch with its items counted and its cost summed, in the same one query.
+
+    Correlated subqueries rather than a join and GROUP BY, so each walks the
+    ``(batch, state)`` index of its own batch only.
+    """
+    items = GenerationItem.objects.filter(batch=OuterRef("pk")).order_by()
+    settled = items.filter(state__in=_SETTLED)
+
+    def count(queryset: QuerySet) -> Subquery:
+        return Subquery(
+            queryset.values("batch").annotate(n=Count("pk")).values("n"),
+            output_field=IntegerField(),
+        )
+
+    return batches.annotate(
+        items_total=Coalesce(count(items), 0),
+        items_settled=Coalesce(count(settled), 0),
+        spent=Coalesce(
+            Subquery(
+                items.values("batch").annotate(c=Sum("cost")).values("c"),
+                output_field=DecimalField(max_digits=12, decimal_places=6),
+            ),
+            Value(Decimal(0)),
+            output_field=DecimalField(max_digits=12, decimal_places=6),
+        ),
+    )
+
+
+def batch_failed_items(
+    *, batch: Batch, after: int | None
+) -> tuple[list[GenerationItem], int | None]:
+    """One keyset page of the batch's failed items by slot (one query, the state index)."""
+    items = GenerationItem.objects.filter(batch=batch, state=GenerationItem.State.FAILED)
+    if after is not None:
+        items = items.filter(seq__gt=after)
+    rows = list(
+        items.order_by("seq").only(
+            "id", "batch_id", "seq", "attempts", "error_reason", "error_detail", "finished_at"
+        )[: FAILED_PAGE_SIZE + 1]
+    )
+    page = rows[:FAILED_PAGE_SIZE]
+    return page, (page[-1].seq if len(rows) > FAILED_PAGE_SIZE else None)
+
+
+def batch_samples(*, batch: Batch) -> dict[str, Any]:
+    """The batch's first samples by slot, text cut by the database (two queries)."""
+    samples = Sample.objects.filter(batch=batch)
+    rows = list(
+        samples.order_by("seq", "pk")
+        .only("id", "seq", "status", "difficulty", "duplicate_of_id", "tags", "expected")
+        .annotate(text_head=Substr("text", 1, TEXT_HEAD_CHARS + 1))[:SAMPLES_SHOWN]
+    )
+    count = len(rows) if len(rows) < SAMPLES_SHOWN else capped_count(samples)
+    return {"samples": rows, "samples_count": count, "samples_shown": SAMPLES_SHOWN}
+
+
+def prompt_version_diff(*, left: PromptVersion, right: PromptVersion) -> list[FieldDiff]:
+    """The two versions' system, user and output-schema texts, diffed line by line."""
+    diffs = []
+    for name, attr in (("System", "system"), ("User", "user"), ("Output schema", None)):
+        if attr is None:
+            a = json.dumps(left.output_schema, indent=2, ensure_ascii=False, sort_keys=True)
+            b = json.dumps(right.output_schema, indent=2, ensure_ascii=False, sort_keys=True)
+        else:
+            a, b = getattr(left, attr), getattr(right, attr)
+        diffs.append(field_diff(name, a, b))
+    return diffs

@@ -10,34 +10,24 @@ dataset; their pages sit under a dataset so that membership still decides who se
 
 from __future__ import annotations
 
-import difflib
 import json
-from dataclasses import dataclass
-from decimal import Decimal
 from itertools import zip_longest
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import (
-    Count,
-    DecimalField,
-    IntegerField,
-    Max,
-    OuterRef,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Coalesce, Substr
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from datasets.access import User, access_dataset
+from datasets.access import (
+    access_batch,
+    access_dataset,
+    access_generation_item,
+    access_prompt_version,
+)
 from datasets.forms_generation import BatchForm, PromptCompareForm, PromptVersionForm
 from datasets.models import (
     Batch,
@@ -45,22 +35,13 @@ from datasets.models import (
     GenerationItem,
     PromptTemplate,
     PromptVersion,
-    Sample,
 )
 from datasets.selectors import generation as selectors
-from datasets.selectors.browse import TEXT_HEAD_CHARS, capped_count
 from datasets.services import generation as services
 
 PERM_VIEW = "datasets.view_batch"
 PERM_LAUNCH = "datasets.add_batch"
-FAILED_PAGE_SIZE = 25
-SAMPLES_SHOWN = 50
 BATCHES_SHOWN = 100
-SETTLED_STATES = (
-    GenerationItem.State.DONE,
-    GenerationItem.State.FAILED,
-    GenerationItem.State.CANCELLED,
-)
 _MAX_ID = 2**63 - 1
 
 
@@ -72,45 +53,15 @@ def _wants_fragment(request: HttpRequest) -> bool:
 # --- access -------------------------------------------------------------------------------
 
 
-def _access_batch(user: User, slug: str, pk: int, *, perm: str) -> Batch:
-    dataset = access_dataset(user, slug, perm=perm)
-    batch = (
-        Batch.objects.select_related("generator", "judge", "prompt_version__template", "created_by")
-        .filter(dataset=dataset, pk=pk)
-        .first()
-    )
-    if batch is None:
-        raise Http404("No such batch")
-    batch.dataset = dataset
-    return batch
-
-
-def _access_item(user: User, slug: str, pk: int, item_pk: int, *, perm: str) -> GenerationItem:
-    batch = _access_batch(user, slug, pk, perm=perm)
-    item = GenerationItem.objects.filter(batch=batch, pk=item_pk).first()
-    if item is None:
-        raise Http404("No such item")
-    item.batch = batch
-    return item
-
-
-def _access_prompt_version(
-    user: User, slug: str, pk: int, *, perm: str
-) -> tuple[Dataset, PromptVersion]:
-    dataset = access_dataset(user, slug, perm=perm)
-    version = PromptVersion.objects.select_related("template", "created_by").filter(pk=pk).first()
-    if version is None:
-        raise Http404("No such prompt version")
-    return dataset, version
-
-
 # --- batches ------------------------------------------------------------------------------
 
 
 @require_GET
 def batch_list(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = access_dataset(request.user, slug, perm=PERM_VIEW)
-    batches = list(_with_progress(selectors.batch_list(dataset=dataset))[: BATCHES_SHOWN + 1])
+    batches = list(
+        selectors.batches_with_progress(selectors.batch_list(dataset=dataset))[: BATCHES_SHOWN + 1]
+    )
     return render(
         request,
         "datasets/batches.html",
@@ -120,35 +71,6 @@ def batch_list(request: HttpRequest, slug: str) -> HttpResponse:
             "more_batches": len(batches) > BATCHES_SHOWN,
             "batches_shown": BATCHES_SHOWN,
         },
-    )
-
-
-def _with_progress(batches: QuerySet[Batch]) -> QuerySet[Batch]:
-    """Each batch with its items counted and its cost summed, in the same one query.
-
-    Correlated subqueries rather than a join and GROUP BY, so each walks the
-    ``(batch, state)`` index of its own batch only.
-    """
-    items = GenerationItem.objects.filter(batch=OuterRef("pk")).order_by()
-    settled = items.filter(state__in=SETTLED_STATES)
-
-    def count(queryset: QuerySet) -> Subquery:
-        return Subquery(
-            queryset.values("batch").annotate(n=Count("pk")).values("n"),
-            output_field=IntegerField(),
-        )
-
-    return batches.annotate(
-        items_total=Coalesce(count(items), 0),
-        items_settled=Coalesce(count(settled), 0),
-        spent=Coalesce(
-            Subquery(
-                items.values("batch").annotate(c=Sum("cost")).values("c"),
-                output_field=DecimalField(max_digits=12, decimal_places=6),
-            ),
-            Value(Decimal(0)),
-            output_field=DecimalField(max_digits=12, decimal_places=6),
-        ),
     )
 
 
@@ -239,14 +161,14 @@ def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """The batch page; with HX-Request only its progress fragment, which polls while the
     batch runs. The fragment of a batch that stopped running has no trigger (polling
     stops) and asks htmx to reload the page once, for the final samples and figures."""
-    batch = _access_batch(request.user, slug, pk, perm=PERM_VIEW)
+    batch = access_batch(request.user, slug, pk, perm=PERM_VIEW)
     context = _progress_context(batch, failed_after=_cursor(request.GET.get("failed_after")))
     if _wants_fragment(request):
         response = render(request, "datasets/batch_detail.html#progress", context)
         if not context["progress"].is_running:
             response["HX-Refresh"] = "true"
         return response
-    context.update(_batch_samples(batch))
+    context.update(selectors.batch_samples(batch=batch))
     return render(request, "datasets/batch_detail.html", context)
 
 
@@ -260,7 +182,7 @@ def _cursor(value: str | None) -> int | None:
 
 def _progress_context(batch: Batch, *, failed_after: int | None) -> dict[str, Any]:
     progress = selectors.batch_progress(batch=batch)
-    failed, failed_next = _failed_items(batch, after=failed_after)
+    failed, failed_next = selectors.batch_failed_items(batch=batch, after=failed_after)
     counts = progress.counts
     resumable = counts.get("pending", 0) + counts.get("cancelled", 0)
     return {
@@ -282,32 +204,6 @@ def _progress_context(batch: Batch, *, failed_after: int | None) -> dict[str, An
     }
 
 
-def _failed_items(batch: Batch, *, after: int | None) -> tuple[list[GenerationItem], int | None]:
-    """One keyset page of the batch's failed items by slot (one query, the state index)."""
-    items = GenerationItem.objects.filter(batch=batch, state=GenerationItem.State.FAILED)
-    if after is not None:
-        items = items.filter(seq__gt=after)
-    rows = list(
-        items.order_by("seq").only(
-            "id", "batch_id", "seq", "attempts", "error_reason", "error_detail", "finished_at"
-        )[: FAILED_PAGE_SIZE + 1]
-    )
-    page = rows[:FAILED_PAGE_SIZE]
-    return page, (page[-1].seq if len(rows) > FAILED_PAGE_SIZE else None)
-
-
-def _batch_samples(batch: Batch) -> dict[str, Any]:
-    """The batch's first samples by slot, text cut by the database (two queries)."""
-    samples = Sample.objects.filter(batch=batch)
-    rows = list(
-        samples.order_by("seq", "pk")
-        .only("id", "seq", "status", "difficulty", "duplicate_of_id", "tags", "expected")
-        .annotate(text_head=Substr("text", 1, TEXT_HEAD_CHARS + 1))[:SAMPLES_SHOWN]
-    )
-    count = len(rows) if len(rows) < SAMPLES_SHOWN else capped_count(samples)
-    return {"samples": rows, "samples_count": count, "samples_shown": SAMPLES_SHOWN}
-
-
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -323,7 +219,7 @@ def _duration(seconds: float | None) -> str:
 
 @require_POST
 def batch_cancel(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    batch = _access_batch(request.user, slug, pk, perm=PERM_LAUNCH)
+    batch = access_batch(request.user, slug, pk, perm=PERM_LAUNCH)
     try:
         services.batch_cancel(batch=batch, user=request.user)
     except ValidationError as exc:
@@ -337,7 +233,7 @@ def batch_cancel(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @require_POST
 def batch_resume(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    batch = _access_batch(request.user, slug, pk, perm=PERM_LAUNCH)
+    batch = access_batch(request.user, slug, pk, perm=PERM_LAUNCH)
     try:
         services.batch_resume(batch=batch, user=request.user)
     except ValidationError as exc:
@@ -349,7 +245,7 @@ def batch_resume(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @require_POST
 def item_retry(request: HttpRequest, slug: str, pk: int, item_pk: int) -> HttpResponse:
-    item = _access_item(request.user, slug, pk, item_pk, perm=PERM_LAUNCH)
+    item = access_generation_item(request.user, slug, pk, item_pk, perm=PERM_LAUNCH)
     try:
         services.item_retry(item=item, user=request.user)
     except ValidationError as exc:
@@ -393,7 +289,7 @@ def prompt_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def prompt_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    dataset, version = _access_prompt_version(request.user, slug, pk, perm=PERM_VIEW)
+    dataset, version = access_prompt_version(request.user, slug, pk, perm=PERM_VIEW)
     siblings = list(
         PromptVersion.objects.filter(template_id=version.template_id)
         .only("id", "template_id", "number", "created_at", "used_at")
@@ -423,10 +319,10 @@ def prompt_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def prompt_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """A new version, starting from this one's text; this one never changes."""
-    dataset, base = _access_prompt_version(request.user, slug, pk, perm=PERM_LAUNCH)
+    dataset, base = access_prompt_version(request.user, slug, pk, perm=PERM_LAUNCH)
     form = PromptVersionForm(request.POST if request.method == "POST" else None, base=base)
     if form.is_valid():
-        version = _prompt_version_create(
+        version = services.prompt_version_create(
             template=base.template, created_by=request.user, **form.cleaned_data
         )
         messages.success(
@@ -438,108 +334,15 @@ def prompt_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     )
 
 
-def _prompt_version_create(
-    *,
-    template: PromptTemplate,
-    created_by: Any,
-    system: str,
-    user: str,
-    output_schema: dict[str, Any],
-    notes: str,
-) -> PromptVersion:
-    """Add the next version of ``template``.
-
-    The template row is locked so two people saving at once get v5 and v6, not a clash on
-    the unique (template, number) constraint.
-    """
-    with transaction.atomic():
-        PromptTemplate.objects.select_for_update().filter(pk=template.pk).first()
-        last = template.versions.aggregate(last=Max("number"))["last"] or 0
-        return PromptVersion.objects.create(
-            template=template,
-            number=last + 1,
-            system=system,
-            user=user,
-            output_schema=output_schema,
-            notes=notes,
-            created_by=created_by,
-        )
-
-
-@dataclass(frozen=True)
-class DiffRow:
-    """One line of a side-by-side diff: ``kind`` is same, changed, removed or added."""
-
-    kind: str
-    left_number: int | None
-    left: str
-    right_number: int | None
-    right: str
-
-
-@dataclass(frozen=True)
-class FieldDiff:
-    name: str
-    rows: list[DiffRow]
-    added: int
-    removed: int
-    changed: int
-
-    @property
-    def identical(self) -> bool:
-        return not (self.added or self.removed or self.changed)
-
-
-def diff_lines(left: str, right: str) -> list[DiffRow]:
-    """Side-by-side rows of a line diff (difflib). Plain text: the template escapes it."""
-    a, b = left.splitlines(), right.splitlines()
-    rows: list[DiffRow] = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            rows.extend(
-                DiffRow("same", i + 1, a[i], j + 1, b[j])
-                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
-            )
-            continue
-        for i, j in zip_longest(range(i1, i2), range(j1, j2)):
-            if i is not None and j is not None:
-                rows.append(DiffRow("changed", i + 1, a[i], j + 1, b[j]))
-            elif i is not None:
-                rows.append(DiffRow("removed", i + 1, a[i], None, ""))
-            else:
-                rows.append(DiffRow("added", None, "", j + 1, b[j]))
-    return rows
-
-
-def diff_versions(left: PromptVersion, right: PromptVersion) -> list[FieldDiff]:
-    diffs = []
-    for name, attr in (("System", "system"), ("User", "user"), ("Output schema", None)):
-        if attr is None:
-            a = json.dumps(left.output_schema, indent=2, ensure_ascii=False, sort_keys=True)
-            b = json.dumps(right.output_schema, indent=2, ensure_ascii=False, sort_keys=True)
-        else:
-            a, b = getattr(left, attr), getattr(right, attr)
-        rows = diff_lines(a, b)
-        diffs.append(
-            FieldDiff(
-                name=name,
-                rows=rows,
-                added=sum(row.kind == "added" for row in rows),
-                removed=sum(row.kind == "removed" for row in rows),
-                changed=sum(row.kind == "changed" for row in rows),
-            )
-        )
-    return diffs
-
-
 @require_GET
 def prompt_compare(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = access_dataset(request.user, slug, perm=PERM_VIEW)
     form = PromptCompareForm(request.GET if request.GET else None)
     diffs = None
     if form.is_bound and form.is_valid():
-        diffs = diff_versions(form.cleaned_data["a"], form.cleaned_data["b"])
+        diffs = selectors.prompt_version_diff(
+            left=form.cleaned_data["a"], right=form.cleaned_data["b"]
+        )
     return render(
         request,
         "datasets/prompt_compare.html",

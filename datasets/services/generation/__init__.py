@@ -29,6 +29,7 @@ from datasets.services.generation.lifecycle import (
     batch_start,
     item_retry,
 )
+from datasets.services.generation.prompts import prompt_version_create
 from datasets.services.generation.reaper import ReapOutcome, generation_items_reap
 from datasets.services.generation.runner import ChunkOutcome, batch_chunk_run, batch_run_sync
 
@@ -53,4 +54,5 @@ __all__ = [
     "item_retry",
     "offline_endpoints",
     "prompt_default",
+    "prompt_version_create",
 ]
