@@ -14,9 +14,10 @@ from django.urls import reverse
 
 from datasets.models import Batch, ModelEndpoint, PromptTemplate, PromptVersion
 from datasets.services.datasets import dataset_create, user_create
+from datasets.services.generation import offline_endpoints, prompt_default
 from synthaug import roles
+from tests.browser import logged_in_page, problems
 from tests.conftest import PASSWORD
-from tests.test_browser_pages import CHROMIUM, CHROMIUM_ARGS
 
 PWN = "window.__pwned=1;alert(1)"
 
@@ -39,6 +40,10 @@ def in_thread(work: Callable[[], object]) -> object:
 
 @pytest.fixture
 def browser_data(transactional_db) -> dict:
+    # A transactional test before this one may have flushed what migration 0005 seeded.
+    offline_endpoints()
+    for purpose in PromptTemplate.Purpose.values:
+        prompt_default(purpose=purpose)
     alice, _ = user_create(username="alice", role=roles.LEAD, password=PASSWORD)
     dataset = dataset_create(
         name="Law QA",
@@ -75,34 +80,8 @@ def sent(monkeypatch) -> list:
 
 @pytest.fixture
 def page(live_server, browser_data) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium to run browser tests.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context()
-        page = context.new_page()
-        page.problems = []
-        page.on("dialog", lambda dialog: (page.problems.append(dialog.message), dialog.dismiss()))
-        page.on(
-            "console",
-            lambda message: (
-                page.problems.append(message.text)
-                if "Content Security Policy" in message.text
-                else None
-            ),
-        )
-        page.on("pageerror", lambda error: page.problems.append(str(error)))
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}{reverse('login')}")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", PASSWORD)
-        with page.expect_navigation():
-            page.click("main button.primary")
+    with logged_in_page(live_server.url, "alice", PASSWORD) as page:
         yield page
-        context.close()
-        browser.close()
 
 
 def test_it_fills_in_the_form_with_htmx_and_follows_the_batch_until_it_is_done(
@@ -183,4 +162,4 @@ def test_it_fills_in_the_form_with_htmx_and_follows_the_batch_until_it_is_done(
     expect(page.locator("#progress .badge")).to_have_text("Ready for review", timeout=20_000)
     assert page.locator("#progress").get_attribute("hx-trigger") is None
     expect(page.locator(".batch-samples tbody tr")).to_have_count(4)
-    assert page.problems == []
+    assert problems(page) == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -20,20 +19,9 @@ from datasets.models import Batch, Dataset, Sample
 from datasets.services.datasets import dataset_create, membership_add, user_create
 from datasets.templatetags.display import INVISIBLE
 from synthaug import roles
+from tests.browser import logged_in_page
 from tests.conftest import PASSWORD
 from tests.factories import make_sample, make_samples
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 PWN = "window.__pwned=1;alert(1)"
 HOSTILE_TEXTS = {
@@ -82,42 +70,9 @@ def browser_data(transactional_db) -> dict:
 
 @pytest.fixture
 def page(live_server, browser_data) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`make browser`, as root) "
-            "to run the browser tests; they are not optional."
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context()
-        page = context.new_page()
-        page.dialogs = []
-        page.csp_errors = []
-        page.errors = []
-
-        def on_dialog(dialog) -> None:
-            page.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        def on_console(message) -> None:
-            if "Content Security Policy" in message.text:
-                page.csp_errors.append(message.text)
-
-        page.on("dialog", on_dialog)
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}{reverse('login')}")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", PASSWORD)
-        with page.expect_navigation():
-            page.click("main button.primary")
+    with logged_in_page(live_server.url, "alice", PASSWORD) as page:
         assert page.url == f"{live_server.url}{reverse('datasets:list')}"
         yield page
-        context.close()
-        browser.close()
 
 
 def _assert_nothing_ran(page) -> None:
