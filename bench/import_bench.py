@@ -39,10 +39,10 @@ def _django(database_url: str) -> None:
 
 def _dataset(slug: str):
     from datasets.management.commands.demo import SCHEMA, TAG_DIMENSIONS
-    from datasets.models import Dataset
     from datasets.services.datasets import dataset_create
 
-    Dataset.objects.filter(slug=slug).delete()
+    # A fresh slug per run: samples protect their import jobs, so old runs are not deleted.
+    slug = f"{slug}-{time.time_ns()}"
     return dataset_create(
         name=slug, slug=slug, created_by=None, schema=SCHEMA, tag_dimensions=TAG_DIMENSIONS
     )
