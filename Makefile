@@ -31,7 +31,7 @@ run: install
 	@echo
 	@echo "  synthaug is starting at http://127.0.0.1:$(PORT)/  (Ctrl-C stops web and worker)"
 	@echo
-	DEBUG=true SYNTHAUG_PORT=$(PORT) $(BIN)/honcho -f Procfile start
+	PATH="$(CURDIR)/$(BIN):$$PATH" DEBUG=true SYNTHAUG_PORT=$(PORT) $(BIN)/honcho -f Procfile start
 
 services:
 	bash .ci/services
