@@ -20,13 +20,21 @@ _DIMENSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
 _MAX_ID = 2**63 - 1
 
 
-def parse_tag_dimensions(text: str) -> dict[str, list[str]]:
-    """``topic: health, law`` per line -> ``{"topic": ["health", "law"]}``; ``locale:`` -> [].
+def parse_named_lists(
+    text: str,
+    *,
+    name_pattern: re.Pattern[str],
+    line_hint: str,
+    name_hint: str,
+    require_values: bool,
+) -> dict[str, list[str]]:
+    """``name: a, b`` per line -> ``{"name": ["a", "b"]}``, for every "lists by name" field.
 
-    Raises ValidationError naming the line at fault. Blank lines are ignored, repeated
-    values are kept once, in the order given.
+    Raises ValidationError naming each line at fault (``line_hint`` when the colon is
+    missing, ``name_hint`` for a bad name). Blank lines are ignored, a name may appear once,
+    repeated values are kept once in the order given; ``require_values`` refuses ``name:``.
     """
-    dimensions: dict[str, list[str]] = {}
+    parsed: dict[str, list[str]] = {}
     errors = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -35,22 +43,33 @@ def parse_tag_dimensions(text: str) -> dict[str, list[str]]:
         name, colon, values = line.partition(":")
         name = name.strip()
         if not colon:
-            errors.append(
-                f"Line {number}: write “dimension: value, value” (or “dimension:” for any value)."
-            )
-        elif not _DIMENSION_NAME.match(name):
-            errors.append(
-                f"Line {number}: a dimension name is letters, digits, “_” or “-” "
-                "(up to 50, starting with a letter or digit)."
-            )
-        elif name in dimensions:
+            errors.append(f"Line {number}: {line_hint}")
+        elif not name_pattern.match(name):
+            errors.append(f"Line {number}: {name_hint}")
+        elif name in parsed:
             errors.append(f"Line {number}: “{name}” is already listed.")
         else:
-            allowed = [value.strip() for value in values.split(",") if value.strip()]
-            dimensions[name] = list(dict.fromkeys(allowed))
+            picked = [value.strip() for value in values.split(",") if value.strip()]
+            if require_values and not picked:
+                errors.append(f"Line {number}: “{name}” has no values.")
+            parsed[name] = list(dict.fromkeys(picked))
     if errors:
         raise ValidationError(errors)
-    return dimensions
+    return parsed
+
+
+def parse_tag_dimensions(text: str) -> dict[str, list[str]]:
+    """``topic: health, law`` per line -> ``{"topic": ["health", "law"]}``; ``locale:`` -> []."""
+    return parse_named_lists(
+        text,
+        name_pattern=_DIMENSION_NAME,
+        line_hint="write “dimension: value, value” (or “dimension:” for any value).",
+        name_hint=(
+            "a dimension name is letters, digits, “_” or “-” "
+            "(up to 50, starting with a letter or digit)."
+        ),
+        require_values=False,
+    )
 
 
 class DatasetForm(forms.Form):

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.urls import reverse
 
+from datasets.forms import parse_named_lists
 from datasets.generation import prompts
 from datasets.models import Batch, Dataset, Difficulty, ModelEndpoint, PromptVersion
 from datasets.selectors.generation import endpoint_list, prompt_versions
@@ -54,35 +55,14 @@ _SLOT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_slots(text: str) -> dict[str, list[str]]:
-    """``industry: banking, retail`` per line -> ``{"industry": ["banking", "retail"]}``.
-
-    Raises ValidationError naming the line at fault; blank lines are ignored and repeated
-    values kept once, in order.
-    """
-    slots: dict[str, list[str]] = {}
-    errors = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        name, colon, values = line.partition(":")
-        name = name.strip()
-        if not colon:
-            errors.append(f"Line {number}: write “slot: value, value, value”.")
-        elif not _SLOT_NAME.match(name):
-            errors.append(
-                f"Line {number}: a slot name is letters, digits and “_”, not starting with a digit."
-            )
-        elif name in slots:
-            errors.append(f"Line {number}: “{name}” is already listed.")
-        else:
-            picked = [value.strip() for value in values.split(",") if value.strip()]
-            if not picked:
-                errors.append(f"Line {number}: “{name}” has no values.")
-            slots[name] = list(dict.fromkeys(picked))
-    if errors:
-        raise ValidationError(errors)
-    return slots
+    """``industry: banking, retail`` per line -> ``{"industry": ["banking", "retail"]}``."""
+    return parse_named_lists(
+        text,
+        name_pattern=_SLOT_NAME,
+        line_hint="write “slot: value, value, value”.",
+        name_hint="a slot name is letters, digits and “_”, not starting with a digit.",
+        require_values=True,
+    )
 
 
 def format_slots(slots: dict[str, list[str]]) -> str:
