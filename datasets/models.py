@@ -45,6 +45,14 @@ class Dataset(models.Model):
     # An empty list accepts any value for that dimension.
     tag_dimensions = models.JSONField(default=dict)
     license_note = models.TextField(blank=True)
+    # Verification settings (issue 4). A judge score within ``judge_borderline_band`` of
+    # ``judge_threshold`` is borderline and always goes to human review.
+    judge_threshold = models.FloatField(default=0.5)
+    judge_borderline_band = models.FloatField(default=0.1)
+    # rapidfuzz ``fuzz.ratio`` (0-100) at or above which two samples are near-duplicates.
+    near_duplicate_threshold = models.FloatField(default=85)
+    # Policy categories the safety check looks for, e.g. ["violence", "self-harm", "pii"].
+    policy_categories = models.JSONField(default=list, blank=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="datasets"
     )
@@ -443,6 +451,11 @@ class Batch(models.Model):
     # Set when generator and judge share a model family: allowed, recorded and shown.
     family_warning = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # Checking stage (issue 4): when it ran, and the batch's diversity figures and flags
+    # ({"near_copy_share": .., "distinct_2grams": .., "parent_similarity": [...], "flags": [...]}).
+    checks_started_at = models.DateTimeField(null=True, blank=True)
+    checks_finished_at = models.DateTimeField(null=True, blank=True)
+    diversity = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -549,6 +562,11 @@ class Sample(models.Model):
         ACCEPTED = "accepted", "Accepted"
         REJECTED = "rejected", "Rejected"
 
+    class ReviewStatus(models.TextChoices):
+        UNREVIEWED = "", "Not reviewed"
+        APPROVED = "approved", "Approved by a reviewer"
+        REJECTED = "rejected", "Rejected by a reviewer"
+
     class Split(models.TextChoices):
         UNSET = "", "Unassigned"
         TRAIN = "train", "Train"
@@ -579,7 +597,16 @@ class Sample(models.Model):
         related_name="+",
     )
     difficulty_rationale = models.TextField(blank=True)
+    # The automatic tag is kept when a person re-tags: ``difficulty`` is what counts,
+    # ``difficulty_auto`` what the heuristics and judge rubric said, and why.
+    difficulty_auto = models.CharField(max_length=12, choices=Difficulty, blank=True, default="")
+    difficulty_auto_rationale = models.TextField(blank=True)
+    difficulty_features = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    # Derived from the append-only review decisions (review app); never set by hand.
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus, blank=True, default=ReviewStatus.UNREVIEWED
+    )
     split = models.CharField(max_length=5, choices=Split, blank=True, default="")
     # sha256 of the normalised input (NFKC, case-folded, whitespace collapsed).
     content_hash = models.CharField(max_length=64)
@@ -594,6 +621,19 @@ class Sample(models.Model):
     # Everything derived from one seed sample or one source document shares this key, and
     # a version keeps a group inside one split.
     source_group = models.CharField(max_length=80)
+    # Near-duplicate control (issue 4): the closest earlier sample above the dataset's
+    # threshold, its rapidfuzz score, and the family (id of the family's first sample) that
+    # a version keeps inside one split.
+    near_duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="near_duplicates",
+    )
+    near_duplicate_score = models.FloatField(null=True, blank=True)
+    family = models.BigIntegerField(null=True, blank=True)
 
     # Provenance of real samples.
     import_job = models.ForeignKey(
@@ -683,6 +723,8 @@ class Sample(models.Model):
                 for fk in (
                     "difficulty_set_by",
                     "duplicate_of",
+                    "near_duplicate_of",
+                    "family",
                     "batch",
                     "parent",
                     "source_document",
@@ -695,3 +737,50 @@ class Sample(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("datasets:sample", args=[self.dataset.slug, self.pk])
+
+
+class CheckResult(models.Model):
+    """One check's verdict on one sample, kept with what produced it (issue 4).
+
+    Rows are appended, never edited: re-running a check adds a row, and the latest row per
+    (sample, kind) is the one that counts. A failed check never deletes its sample.
+    """
+
+    class Check(models.TextChoices):
+        FORMAT = "format", "Format"
+        FAITHFULNESS = "faithfulness", "Faithfulness"
+        SAFETY = "safety", "Safety"
+        JUDGE = "judge", "Judge verdict"
+        UNIQUE = "unique", "Unique"
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="checks")
+    # Denormalised from the sample so a batch's funnel is one indexed aggregate.
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="check_results"
+    )
+    kind = models.CharField(max_length=14, choices=Check)
+    passed = models.BooleanField()
+    score = models.FloatField(null=True, blank=True)
+    # Close enough to the threshold that a person must look, whatever ``passed`` says.
+    borderline = models.BooleanField(default=False)
+    detail = models.TextField(blank=True, help_text="Why: the rationale or the rule that fired")
+    # Structured extras: grounding score, attack category, duplicate id, schema errors.
+    data = models.JSONField(default=dict, blank=True)
+    # What produced the verdict: "endpoint name / model" or "offline rules <version>".
+    model = models.CharField(max_length=300, blank=True)
+    prompt_version = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sample_id", "kind", "-id"]
+        indexes = [
+            models.Index(fields=["sample", "kind", "-id"], name="check_sample_latest"),
+            models.Index(fields=["batch", "kind", "passed"], name="check_batch_funnel"),
+            models.Index(
+                fields=["batch"], condition=Q(borderline=True), name="check_batch_borderline"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        verdict = "pass" if self.passed else "fail"
+        return f"{self.get_kind_display()} {verdict} for sample {self.sample_id}"

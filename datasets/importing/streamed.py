@@ -459,12 +459,15 @@ def insert_samples(job: ImportJob, *, progress: Progress | None = None) -> int:
                     difficulty, difficulty_source, difficulty_rationale, status, split,
                     content_hash, source_group, import_job_id, source_file, source_row,
                     source_document_id, source_passage, passage_start, passage_end,
-                    method, generation_model, prompt_version, slot_values, created_at)
+                    method, generation_model, prompt_version, slot_values, created_at,
+                    difficulty_auto, difficulty_auto_rationale, difficulty_features,
+                    review_status)
                 SELECT %s, s.external_id, s.input, s.expected, s.text, %s, s.tags,
                     s.difficulty, CASE WHEN s.difficulty <> '' THEN %s ELSE '' END, '', %s, '',
                     s.content_hash, s.source_group, %s, %s, s.row,
                     d.id, s.source_passage, s.passage_start, s.passage_end,
-                    '', '', '', {_empty_json()}, %s
+                    '', '', '', {_empty_json()}, %s,
+                    '', '', {_empty_json()}, ''
                 FROM {staged} s
                 LEFT JOIN {_table(SourceDocument)} d
                   ON s.document_hash <> '' AND d.dataset_id = %s

@@ -30,6 +30,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from datasets import signals
 from datasets.importing.documents import (
     squad_mapping,
     stage_jsonl_documents,
@@ -539,6 +540,13 @@ def import_job_execute(*, job: ImportJob, progress: Progress | None = None) -> I
             locked.rows_processed = locked.rows_total
             locked.finished_at = timezone.now()
             locked.save()
+            if locked.status == ImportJob.Status.SUCCEEDED:
+                dataset_id, job_id = locked.dataset_id, locked.pk
+                transaction.on_commit(
+                    lambda: signals.samples_added.send(
+                        sender=ImportJob, dataset_id=dataset_id, import_job_id=job_id
+                    )
+                )
     except IntegrityError:
         logger.warning("import job %s: conflicting write, nothing imported", job.pk)
         return _fail(job, failure_reason=CONFLICT)
