@@ -264,6 +264,9 @@ SYNTHAUG_GENERATION_RETRY_DELAY_MAX_SECONDS = float(
     env_str("SYNTHAUG_GENERATION_RETRY_DELAY_MAX_SECONDS", "300")
 )
 SYNTHAUG_GENERATION_REAP_SECONDS = env_int("SYNTHAUG_GENERATION_REAP_SECONDS", 30)
+# The window over which an endpoint's requests and tokens "per minute" are counted. Providers
+# count per minute; the benchmarks shorten it to measure several windows in little time.
+SYNTHAUG_RATE_WINDOW_SECONDS = float(env_str("SYNTHAUG_RATE_WINDOW_SECONDS", "60"))
 CELERY_BEAT_SCHEDULE = {
     "generation-reap": {
         "task": "datasets.tasks.generation_reap",

@@ -424,6 +424,42 @@ def test_it_waits_for_the_rate_limiter_before_each_attempt(llm_server):
     client.close()
 
 
+def test_short_answers_give_no_tokens_back_so_the_provider_never_answers_429(llm_server):
+    """The provider counts prompt + max_tokens when it admits a request; a limiter that gave
+    back what a short answer did not use would send more than the provider admits."""
+    llm_server.latency(0.02)
+    llm_server.respond_with(lambda request: {"question": "q", "answer": "a"})  # short answers
+    window = 2.0
+    llm_server.limits(tpm=1_500, window=window)
+    limiter = RateLimiter(MemoryStore(), "scripted", rpm=0, tpm=1_500, window=window, slack=0.1)
+
+    async def run() -> list:
+        client = AsyncLLMClient(endpoint_for(llm_server, max_concurrency=2), limiter=limiter)
+        try:
+            return await asyncio.gather(
+                *(
+                    client.complete_json(
+                        messages=[{"role": "user", "content": f"item {i}"}],
+                        schema=SCHEMA,
+                        schema_name="qa_item",
+                        max_tokens=200,
+                    )
+                    for i in range(16)
+                )
+            )
+        finally:
+            await client.aclose()
+
+    results = asyncio.run(run())
+    assert len(results) == 16
+    outcomes = [r.outcome for r in llm_server.chat_requests]
+    assert outcomes.count("rate_limited") == 0
+    assert len(outcomes) == 16  # no retries were needed
+    # ... and the limiter did hold requests back: 16 x ~210 tokens is more than one window.
+    sent = sorted(r.time for r in llm_server.chat_requests)
+    assert sent[-1] - sent[0] >= window
+
+
 # --- async ---------------------------------------------------------------------------------------
 
 

@@ -77,6 +77,28 @@ def test_two_workers_never_generate_the_same_slot(dataset, alice, llm_server):
     assert set(items.values_list("state", "attempts")) == {(GenerationItem.State.DONE, 1)}
 
 
+def test_two_workers_together_keep_the_endpoints_concurrency_limit(dataset, alice, llm_server):
+    """Each chunk run bounds its own calls; the shared slots (Redis) bound them together."""
+    law_samples(dataset, 3)
+    llm_server.respond_with(answering)
+    llm_server.latency(0.15)
+    endpoint = scripted_endpoint(llm_server, max_concurrency=3)
+    batch = batch_start(
+        batch=create(dataset, alice, generator=endpoint, requested_count=24),
+        user=alice,
+        enqueue=False,
+    )
+    seqs = list(range(24))
+    first, second = in_threads(
+        lambda: batch_chunk_run(batch_id=batch.pk, seqs=seqs[:12], worker="one"),
+        lambda: batch_chunk_run(batch_id=batch.pk, seqs=seqs[12:], worker="two"),
+    )
+    assert first.claimed == second.claimed == 12
+    assert len(llm_server.chat_requests) == 24
+    # Two runs of three each would reach six at once without the shared bound.
+    assert llm_server.max_in_flight == 3
+
+
 def test_a_duplicated_task_makes_nothing_twice(dataset, alice):
     law_samples(dataset, 2)
     batch = batch_start(batch=create(dataset, alice, requested_count=20), user=alice, enqueue=False)

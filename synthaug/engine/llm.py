@@ -32,6 +32,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -438,9 +439,15 @@ class _Attempts:
         return delay
 
     def spent_tokens(self, outcome: LLMResult | LLMError, estimate: int) -> int:
-        """Tokens the last attempt used, for settling the rate limiter."""
+        """Tokens the last attempt counts for in the endpoint's window, for the limiter.
+
+        Providers count a request against tokens-per-minute when they admit it, by its prompt
+        and its ``max_tokens``, whatever it then produces: an answer shorter than the estimate
+        gives nothing back (returning it would send more than the provider admits, and earn
+        429s); a longer one is charged.
+        """
         if self.last_tokens is not None:
-            return self.last_tokens
+            return max(self.last_tokens, estimate)
         if isinstance(outcome, LLMError) and outcome.status is not None:
             return 0  # the server refused it before doing the work
         return estimate  # timed out or dropped: it may have run, assume it did
@@ -597,6 +604,11 @@ class LLMClient(_ClientBase):
         self.close()
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 class AsyncLLMClient(_ClientBase):
     """The asyncio twin of `LLMClient`, for many concurrent calls inside one task.
 
@@ -621,6 +633,9 @@ class AsyncLLMClient(_ClientBase):
             api_key=endpoint.api_key or NO_KEY,
             timeout=endpoint.timeout,
             max_retries=0,
+            # One TLS context per process: building one loads the CA bundle (tens of ms of
+            # CPU), and a chunk task makes a client per run.
+            http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()),
         )
 
     async def complete_json(

@@ -11,6 +11,7 @@ from datasets.models import ModelEndpoint
 from synthaug.engine import errors
 from synthaug.engine.llm import Endpoint
 from synthaug.engine.ratelimit import MemoryStore, RateLimiter, RateStore, RedisStore
+from synthaug.engine.slots import RedisSlots
 
 
 def endpoint_for(row: ModelEndpoint) -> Endpoint:
@@ -46,7 +47,7 @@ def endpoint_for(row: ModelEndpoint) -> Endpoint:
 
 @functools.cache
 def _rate_store(broker_url: str) -> RateStore:
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if _is_redis(broker_url):
         return RedisStore(broker_url)
     # The embedded default has no Redis: each worker process keeps its own window, so N
     # worker processes may together send up to N times an endpoint's limits. Run Redis
@@ -62,4 +63,28 @@ def rate_limiter_for(row: ModelEndpoint) -> RateLimiter | None:
         f"endpoint:{row.pk}",
         rpm=row.requests_per_minute,
         tpm=row.tokens_per_minute,
+        window=float(getattr(settings, "SYNTHAUG_RATE_WINDOW_SECONDS", 60.0)),
     )
+
+
+def _is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+@functools.cache
+def _slots(broker_url: str) -> RedisSlots | None:
+    return RedisSlots(broker_url) if _is_redis(broker_url) else None
+
+
+def concurrency_slots_for(row: ModelEndpoint) -> tuple[RedisSlots, str] | None:
+    """The slots that bound an endpoint's calls across every worker, and their key.
+
+    Each chunk task also bounds its own calls; with Redis as the broker the bound holds for
+    all workers together. The embedded default runs one worker on one machine, where the
+    per-task bound is what there is.
+    """
+    slots = _slots(settings.CELERY_BROKER_URL)
+    if slots is None:
+        return None
+    # The creation time keeps a recreated database's endpoint 1 off an old endpoint 1's slots.
+    return slots, f"endpoint:{row.pk}:{row.created_at.timestamp():.6f}"

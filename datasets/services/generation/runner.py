@@ -41,7 +41,11 @@ from datasets.generation.methods import Document, Generated, GenerationFailed, P
 from datasets.models import Batch, GenerationItem, ModelEndpoint, Sample
 from datasets.selectors.generation import batch_spent
 from datasets.services.generation.batches import endpoint_cost, prompt_default
-from datasets.services.generation.endpoints import endpoint_for, rate_limiter_for
+from datasets.services.generation.endpoints import (
+    concurrency_slots_for,
+    endpoint_for,
+    rate_limiter_for,
+)
 from datasets.services.generation.lifecycle import (
     batch_finish_if_complete,
     batch_stop_for_budget,
@@ -423,48 +427,64 @@ class _Chunk:
             limiter=rate_limiter_for(self.generator),
         )
         # The semaphore bounds claims, not only requests: an item's lease starts when it is
-        # about to be sent, not while it waits behind the endpoint's other calls.
-        slots = asyncio.Semaphore(max(1, endpoint.max_concurrency))
+        # about to be sent, not while it waits behind the endpoint's other calls. The shared
+        # slots (Redis) bound the requests in flight across every worker calling the endpoint.
+        limit = max(1, endpoint.max_concurrency)
+        slots = asyncio.Semaphore(limit)
+        shared = concurrency_slots_for(self.generator)
+
+        async def send(plan: Any) -> Any:
+            def request() -> Any:
+                return client.complete_json(
+                    messages=plan.messages,
+                    schema=plan.schema,
+                    schema_name=plan.schema_name,
+                    max_tokens=plan.max_tokens,
+                    temperature=plan.temperature,
+                    seed=plan.seed,
+                )
+
+            if shared is None:
+                return await request()
+            store, key = shared
+            async with store.hold(key, limit=limit):
+                return await request()
 
         async def one(seq: int) -> None:
             async with slots:
-                item = await claim(seq)
-                if item is None:
-                    return
-                try:
-                    work = await work_for(item)
-                    plan = methods.llm_plan(
-                        work, system=version.system, user=version.user, schema=version.output_schema
-                    )
-                    result = await client.complete_json(
-                        messages=plan.messages,
-                        schema=plan.schema,
-                        schema_name=plan.schema_name,
-                        max_tokens=plan.max_tokens,
-                        temperature=plan.temperature,
-                        seed=plan.seed,
-                    )
-                except errors.TransientLLMError as exc:
-                    await transient(item, exc)
-                    return
-                except errors.LLMError as exc:
-                    usage = Usage(exc.input_tokens, exc.output_tokens)
-                    await failure(item, exc.reason, exc.message, usage)
-                    return
-                except GenerationFailed as exc:
-                    await failure(item, exc.reason, exc.detail, Usage())
-                    return
-                except Exception as exc:
-                    log.exception("Generation failed for %s", item)
-                    await failure(item, INTERNAL, f"{type(exc).__name__}: {exc}", Usage())
-                    return
-                usage = Usage(result.input_tokens, result.output_tokens, result.response_id)
-                try:
-                    generated = methods.llm_read(work, plan, result.data)
-                except GenerationFailed as exc:
-                    await failure(item, exc.reason, exc.detail, usage)
-                    return
-                await success(item, work, generated, usage)
+                await call(seq)
+
+        async def call(seq: int) -> None:
+            item = await claim(seq)
+            if item is None:
+                return
+            try:
+                work = await work_for(item)
+                plan = methods.llm_plan(
+                    work, system=version.system, user=version.user, schema=version.output_schema
+                )
+                result = await send(plan)
+            except errors.TransientLLMError as exc:
+                await transient(item, exc)
+                return
+            except errors.LLMError as exc:
+                usage = Usage(exc.input_tokens, exc.output_tokens)
+                await failure(item, exc.reason, exc.message, usage)
+                return
+            except GenerationFailed as exc:
+                await failure(item, exc.reason, exc.detail, Usage())
+                return
+            except Exception as exc:
+                log.exception("Generation failed for %s", item)
+                await failure(item, INTERNAL, f"{type(exc).__name__}: {exc}", Usage())
+                return
+            usage = Usage(result.input_tokens, result.output_tokens, result.response_id)
+            try:
+                generated = methods.llm_read(work, plan, result.data)
+            except GenerationFailed as exc:
+                await failure(item, exc.reason, exc.detail, usage)
+                return
+            await success(item, work, generated, usage)
 
         try:
             results = await asyncio.gather(*(one(seq) for seq in seqs), return_exceptions=True)
