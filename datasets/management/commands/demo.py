@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from datasets.models import Dataset, ImportJob
+from datasets.models import Dataset, ImportJob, Sample
 from datasets.selectors.verification import batch_funnel
 from datasets.services.datasets import dataset_create, membership_add, user_create
 from datasets.services.generation import (
@@ -147,10 +147,10 @@ class Command(BaseCommand):
         membership_add(dataset=dataset, user=annotator)
         if not dataset.batches.exists():
             self._batches(dataset, lead)
-        samples = dataset.samples.count()
+        samples = dataset.samples.filter(origin=Sample.Origin.REAL).count()
         documents = dataset.documents.count()
         self.stdout.write(
-            f"Demo dataset {dataset.name!r}: {samples} samples, {documents} source documents."
+            f"Demo dataset {dataset.name!r}: {samples} real samples, {documents} source documents."
         )
         self.stdout.write("Log in as (the passwords are new each time this runs):")
         self.stdout.write(f"  lead       {LEAD:<16} {lead_password}")
