@@ -320,7 +320,8 @@ def _read(data: dict[str, Any], *, model: str, label: str) -> Verdict:
     return Verdict(
         verdict=data["verdict"],
         score=min(1.0, max(0.0, score)),
-        rationale=str(data["rationale"])[:4000],
+        # PostgreSQL text cannot hold NUL; a model can send one ("\u0000").
+        rationale=str(data["rationale"]).replace("\x00", "")[:4000],
         faithful=data["faithful"],
         safe=data["safe"],
         policy_category=data["policy_category"],
