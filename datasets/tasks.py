@@ -57,5 +57,40 @@ def batch_generate_chunk(batch_id: int, seqs: list[int]) -> None:
 
 @shared_task
 def generation_reap() -> None:
-    """Periodic (beat): expired claims back to pending, lost work queued again."""
+    """Periodic (beat): expired claims back to pending, lost work queued again, and
+    CHECKING batches whose checks stalled queued again."""
     generation_items_reap()
+    from datasets.services.verification.queue import checks_reap
+
+    checks_reap()
+
+
+# --- checking (issue 4) ---------------------------------------------------------------------
+from datasets.services.generation.queue import conf as generation_conf  # noqa: E402
+from datasets.services.verification import batch_checks_chunk  # noqa: E402
+from datasets.services.verification.queue import enqueue_checks  # noqa: E402
+
+CHECK_ATTEMPTS = 3
+
+
+@shared_task
+def batch_check_chunk(batch_id: int, attempt: int = 1) -> None:
+    """Check the next chunk of a CHECKING batch's unchecked samples, then queue the next.
+
+    One chunk per task, so a task stays short (acks late, redelivery after a lost worker is
+    cheap) and progress is stored as it goes. Idempotent: a chunk writes only samples still
+    unchecked, under their row locks. A judge transiently unavailable (after the LLM seam's
+    retries) is tried again with a growing delay; at the last attempt its items fail the
+    judge check with the reason.
+    """
+    outcome = batch_checks_chunk(batch_id=batch_id, final_attempt=attempt >= CHECK_ATTEMPTS)
+    if outcome.stopped or outcome.finished:
+        return
+    if outcome.unavailable:
+        settings_ = generation_conf()
+        delay = min(
+            settings_.retry_delay_seconds * 2 ** (attempt - 1), settings_.retry_delay_max_seconds
+        )
+        enqueue_checks(batch_id, countdown=delay, attempt=attempt + 1)
+        return
+    enqueue_checks(batch_id)

@@ -56,12 +56,12 @@ def embedded(tmp_path_factory) -> Path:
 def test_it_migrates_and_loads_the_demo_on_sqlite(embedded):
     assert (embedded / "db.sqlite3").exists()
     out = _manage(embedded, "demo")
-    assert "2002 samples, 240 source documents" in out
+    assert "2002 real samples, 240 source documents" in out
     assert "skipped 5 rows" in out
     first = re.search(r"lead\s+demo-lead\s+(\S+)", out).group(1)
     # Running it again keeps the data and gives new passwords (none are defaults).
     again = _manage(embedded, "demo")
-    assert "2002 samples, 240 source documents" in again
+    assert "2002 real samples, 240 source documents" in again
     assert re.search(r"lead\s+demo-lead\s+(\S+)", again).group(1) != first
 
 

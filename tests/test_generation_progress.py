@@ -187,8 +187,10 @@ def test_it_settles_a_batch_whose_items_all_finished(started, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         generation_reap()  # the periodic task itself
     started.refresh_from_db()
-    assert started.status == Batch.Status.READY
+    # Generation is over; the checking stage takes it from here.
+    assert started.status == Batch.Status.CHECKING
     assert started.finished_at is not None
+    assert started.checks_started_at is not None
 
 
 def test_offline_endpoints_are_there_even_after_a_flush(db):

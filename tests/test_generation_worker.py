@@ -66,7 +66,11 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(dataset, alice, ll
         def finished() -> bool:
             generation_reap()  # what beat runs every 30 s, here at every poll
             batch.refresh_from_db()
-            return batch.status not in (Batch.Status.QUEUED, Batch.Status.RUNNING)
+            return batch.status not in (
+                Batch.Status.QUEUED,
+                Batch.Status.RUNNING,
+                Batch.Status.CHECKING,  # the checking stage runs on the worker too
+            )
 
         wait_for(finished, timeout=60, what="the batch to finish after the crash")
 

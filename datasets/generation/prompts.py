@@ -21,7 +21,16 @@ DATA_PLACEHOLDERS = frozenset(
 )
 # Placeholders whose values the batch itself sets (its target, the attack kind, a number).
 PLAIN_PLACEHOLDERS = frozenset(
-    {"target_tags", "difficulty", "kind", "kind_description", "variant", "method", "count"}
+    {
+        "target_tags",
+        "difficulty",
+        "kind",
+        "kind_description",
+        "variant",
+        "method",
+        "count",
+        "policy_categories",
+    }
 )
 # What a prompt for each purpose must mention, or the model never sees its material.
 REQUIRED_PLACEHOLDERS: dict[str, frozenset[str]] = {

@@ -125,9 +125,11 @@ def batch_progress(*, batch: Batch) -> BatchProgress:
             entry[1] = entry[1] or row["example"] or ""
     total = sum(counts.values())
     settled = sum(counts[state] for state in _SETTLED)
-    is_running = batch.status in (Batch.Status.QUEUED, Batch.Status.RUNNING)
+    generating = batch.status in (Batch.Status.QUEUED, Batch.Status.RUNNING)
+    # Checking is work in progress too: the page keeps polling until the batch is READY.
+    is_running = generating or batch.status == Batch.Status.CHECKING
     eta = None
-    if is_running and started is not None and recent:
+    if generating and started is not None and recent:
         elapsed = (timezone.now() - started).total_seconds()
         if elapsed > 0:
             eta = (counts[State.PENDING] + counts[State.RUNNING]) / (recent / elapsed)

@@ -16,6 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 from datasets.access import access_dataset, access_document, access_sample, check_perm
 from datasets.forms import CursorForm, DatasetForm, SampleFilterForm
 from datasets.selectors import browse as selectors
+from datasets.selectors import verification as verification_selectors
 from datasets.selectors.browse import SampleFilters
 from datasets.services.datasets import dataset_create
 
@@ -65,7 +66,12 @@ def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def sample_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     sample = access_sample(request.user, slug, pk, perm="datasets.view_sample")
-    return render(request, "datasets/sample.html", {"dataset": sample.dataset, "sample": sample})
+    checks = verification_selectors.sample_checks(sample=sample)
+    return render(
+        request,
+        "datasets/sample.html",
+        {"dataset": sample.dataset, "sample": sample, "checks": checks},
+    )
 
 
 @require_GET

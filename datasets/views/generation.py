@@ -37,6 +37,7 @@ from datasets.models import (
     PromptVersion,
 )
 from datasets.selectors import generation as selectors
+from datasets.selectors import verification as verification_selectors
 from datasets.services import generation as services
 
 PERM_VIEW = "datasets.view_batch"
@@ -169,6 +170,7 @@ def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             response["HX-Refresh"] = "true"
         return response
     context.update(selectors.batch_samples(batch=batch))
+    context["funnel"] = verification_selectors.batch_funnel(batch=batch)
     return render(request, "datasets/batch_detail.html", context)
 
 
@@ -201,6 +203,11 @@ def _progress_context(batch: Batch, *, failed_after: int | None) -> dict[str, An
         "can_resume": batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED)
         and resumable > 0,
         "over_budget": batch.budget_cap is not None and progress.cost > batch.budget_cap,
+        "checks_progress": (
+            verification_selectors.batch_checks_progress(batch=batch)
+            if batch.status == Batch.Status.CHECKING
+            else None
+        ),
     }
 
 

@@ -14,8 +14,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from datasets.models import Dataset, ImportJob
+from datasets.models import Dataset, ImportJob, Sample
+from datasets.selectors.verification import batch_funnel
 from datasets.services.datasets import dataset_create, membership_add, user_create
+from datasets.services.generation import (
+    batch_create,
+    batch_run_sync,
+    batch_start,
+    offline_endpoints,
+)
 from datasets.services.imports import import_file
 from synthaug import roles
 
@@ -81,6 +88,52 @@ LICENSE_NOTE = (
 )
 
 
+DEMO_BATCHES = [
+    {
+        "name": "Demo: grounded questions on XQuAD passages",
+        "method": "grounded",
+        "requested_count": 24,
+        "target_tags": {"task": "reading_comprehension", "locale": "en"},
+        "target_difficulty": "medium",
+        "why_synthetic": "Reading comprehension has few real questions per passage; "
+        "questions drawn from the passages fill the gap and are easy to check.",
+        "judging_plan": "The answer is a span of the recorded passage; the question does not "
+        "give it away.",
+        "params": {},
+    },
+    {
+        "name": "Demo: paraphrases of misconception questions",
+        "method": "paraphrase",
+        "requested_count": 12,
+        "target_tags": {"task": "truthfulness", "category": "Misconceptions"},
+        "target_difficulty": "medium",
+        "why_synthetic": "New wordings test whether a model's answer depends on the phrasing.",
+        "judging_plan": "Same meaning and answer as the parent; not a near-copy.",
+        "params": {},
+    },
+    {
+        # Contact details among the slot values, as they creep into real value lists: the
+        # safety check rejects the items that carry personal data, and the funnel says so.
+        "name": "Demo: law questions from a template",
+        "method": "template",
+        "requested_count": 12,
+        "target_tags": {"task": "truthfulness", "category": "Law"},
+        "target_difficulty": "easy",
+        "why_synthetic": "Few real questions ask how to act on a legal problem abroad.",
+        "judging_plan": "The question and answer keep the slot values; no personal data.",
+        "params": {
+            "template": "How should I reach {contact} about a {issue} under {country} law?",
+            "answer": "Write to {contact} and keep a copy; {country} law governs the {issue}.",
+            "slots": {
+                "contact": ["the landlord", "jane.doe@example.com", "my employer"],
+                "issue": ["deposit dispute", "late payment"],
+                "country": ["French", "Spanish"],
+            },
+        },
+    },
+]
+
+
 class Command(BaseCommand):
     help = "Load the demo dataset (TruthfulQA + XQuAD-en) and create a demo lead and annotator."
 
@@ -92,10 +145,12 @@ class Command(BaseCommand):
             dataset = self._build(lead)
         membership_add(dataset=dataset, user=lead)
         membership_add(dataset=dataset, user=annotator)
-        samples = dataset.samples.count()
+        if not dataset.batches.exists():
+            self._batches(dataset, lead)
+        samples = dataset.samples.filter(origin=Sample.Origin.REAL).count()
         documents = dataset.documents.count()
         self.stdout.write(
-            f"Demo dataset {dataset.name!r}: {samples} samples, {documents} source documents."
+            f"Demo dataset {dataset.name!r}: {samples} real samples, {documents} source documents."
         )
         self.stdout.write("Log in as (the passwords are new each time this runs):")
         self.stdout.write(f"  lead       {LEAD:<16} {lead_password}")
@@ -149,3 +204,28 @@ class Command(BaseCommand):
                     f"  skipped {job.rows_skipped} rows (duplicates), listed on the import page"
                 )
         return dataset
+
+    def _batches(self, dataset: Dataset, lead) -> None:
+        """Generate small batches with the built-in provider, through the checks, so the demo
+        shows funnels: grounded questions, paraphrases (flagged paraphrase-only) and template
+        items, some of which carry personal data that the safety check rejects."""
+        generator, judge = offline_endpoints()
+        for spec in DEMO_BATCHES:
+            batch = batch_create(
+                dataset=dataset,
+                created_by=lead,
+                generator=generator,
+                judge=judge,
+                prompt_version=None,
+                checks=["format", "faithfulness", "safety", "judge"],
+                budget_cap=None,
+                seed=11,
+                **spec,
+            )
+            batch = batch_start(batch=batch, user=lead, enqueue=False)
+            batch = batch_run_sync(batch=batch)
+            funnel = batch_funnel(batch=batch)
+            self.stdout.write(
+                f"Demo batch {batch.pk} ({batch.get_method_display()}): {funnel.generated} "
+                f"generated, {funnel.accepted} accepted, {funnel.rejected} rejected by the checks."
+            )

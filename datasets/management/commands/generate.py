@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from datasets.models import Batch, Dataset, Difficulty, ModelEndpoint, PromptVersion
 from datasets.selectors.generation import batch_progress
+from datasets.selectors.verification import batch_funnel
 from datasets.services.generation import (
     KNOWN_CHECKS,
     batch_create,
@@ -194,7 +195,11 @@ class Command(BaseCommand):
                 while True:
                     batch.refresh_from_db()
                     show()
-                    if batch.status not in (Batch.Status.QUEUED, Batch.Status.RUNNING):
+                    if batch.status not in (
+                        Batch.Status.QUEUED,
+                        Batch.Status.RUNNING,
+                        Batch.Status.CHECKING,
+                    ):
                         break
                     time.sleep(options["poll"])
             show()
@@ -235,6 +240,14 @@ class Command(BaseCommand):
             f"  {reason}: {count} (e.g. {example[:200]})"
             for reason, count, example in progress.errors_by_reason
         )
+        if batch.checks_finished_at is not None:
+            funnel = batch_funnel(batch=batch)
+            reasons_rejected = ", ".join(f"{r.label.lower()} {r.failed}" for r in funnel.reasons)
+            self.stdout.write(
+                f"Checks: {funnel.accepted} accepted, {funnel.rejected} rejected"
+                + (f" (failed: {reasons_rejected})" if reasons_rejected else "")
+                + f", {funnel.borderline} borderline for human review."
+            )
         if batch.status in (Batch.Status.FAILED, Batch.Status.CANCELLED):
             detail = f"\n{batch.error}" if batch.error else ""
             raise CommandError(

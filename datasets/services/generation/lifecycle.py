@@ -3,14 +3,15 @@
 State machine (``Batch.Status``), every move a conditional UPDATE or made under the batch
 row's lock, so two processes never both make the same move:
 
-    DRAFT --start--> QUEUED --first claim--> RUNNING --all items settled--> READY | FAILED
+    DRAFT --start--> QUEUED --first claim--> RUNNING --all items settled--> CHECKING | FAILED
+    CHECKING --every new sample checked--> READY (ready for review)
     QUEUED/RUNNING/DRAFT --cancel--> CANCELLED --resume--> QUEUED
     FAILED (with pending/cancelled items) --resume--> QUEUED
-    READY/FAILED --item_retry--> RUNNING
+    CHECKING/READY/FAILED --item_retry--> RUNNING
 
-READY means every item is DONE, FAILED or CANCELLED and at least one is DONE; FAILED means
-none is. ``batch_generation_finished`` runs once when a batch becomes READY: the checking
-stage plugs in there.
+CHECKING means every item is DONE, FAILED or CANCELLED and at least one is DONE; FAILED means
+none is. ``batch_generation_finished`` runs once (after commit) when a batch becomes CHECKING
+and queues the checking stage (``datasets.services.verification``), which moves it to READY.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ State = GenerationItem.State
 Status = Batch.Status
 
 _RESUMABLE = (Status.CANCELLED, Status.FAILED)
-_RETRYABLE = (Status.QUEUED, Status.RUNNING, Status.READY, Status.FAILED)
+_RETRYABLE = (Status.QUEUED, Status.RUNNING, Status.CHECKING, Status.READY, Status.FAILED)
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -207,8 +208,9 @@ def item_retry(
 ) -> GenerationItem:
     """A FAILED item goes back to PENDING with a fresh set of attempts, and is queued.
 
-    A batch that had finished (READY or FAILED) goes back to RUNNING. The checking stage
-    runs again when it finishes, so it must skip items it already checked.
+    A batch that had finished generating (CHECKING, READY or FAILED) goes back to RUNNING.
+    The checking stage runs again when it finishes and checks only the samples that have
+    not been checked (a running check of the others carries on and stores its results).
     """
     with transaction.atomic():
         locked = _locked(item.batch)
@@ -229,7 +231,7 @@ def item_retry(
         )
         if not moved:
             raise ValidationError("Only a failed item can be retried.")
-        if locked.status in (Status.READY, Status.FAILED):
+        if locked.status in (Status.CHECKING, Status.READY, Status.FAILED):
             Batch.objects.filter(pk=locked.pk).update(status=Status.RUNNING, finished_at=None)
         if enqueue:
             enqueue_seqs(locked.pk, [item.seq])
@@ -240,22 +242,27 @@ def item_retry(
 # --- finishing ------------------------------------------------------------------------------
 
 
-def batch_generation_finished(batch: Batch) -> None:
-    """Called once (after commit) when a batch's generation ends READY.
+def batch_generation_finished(batch: Batch, *, enqueue_checks: bool = True) -> None:
+    """Called once (after commit) when a batch's generation ends and it becomes CHECKING.
 
-    THE PLUG-IN POINT OF THE CHECKING STAGE (issue 4): format, faithfulness, safety and
-    judge checks, dedup and difficulty are queued from here. Until then, nothing more
-    happens: the samples stay PENDING for their checks.
+    Queues the checking stage (``batch_check_chunk``); ``enqueue_checks=False`` leaves it to
+    the caller (``batch_run_sync`` runs it in-process). Should the task be lost, the reaper
+    queues a CHECKING batch that makes no progress again.
     """
-    log.info("Batch %s finished generating.", batch.pk)
+    log.info("Batch %s finished generating; checking its samples.", batch.pk)
+    if enqueue_checks:
+        from datasets.services.verification.queue import enqueue_checks as send
+
+        send(batch.pk)
 
 
-def batch_finish_if_complete(*, batch_id: int) -> str | None:
+def batch_finish_if_complete(*, batch_id: int, enqueue_checks: bool = True) -> str | None:
     """Settle a QUEUED/RUNNING batch whose items are all DONE, FAILED or CANCELLED.
 
-    Returns the new status, or None when the batch is not finished (or was settled by
-    someone else). Under the batch row's lock, so a concurrent ``item_retry`` either lands
-    first (and the batch stays running) or finds the batch finished and reopens it.
+    Returns the new status (CHECKING or FAILED), or None when the batch is not finished (or
+    was settled by someone else). Under the batch row's lock, so a concurrent ``item_retry``
+    either lands first (and the batch stays running) or finds the batch finished and
+    reopens it.
     """
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
@@ -266,11 +273,13 @@ def batch_finish_if_complete(*, batch_id: int) -> str | None:
             return None
         if not items.exists():
             return None
-        status = Status.READY if items.filter(state=State.DONE).exists() else Status.FAILED
+        status = Status.CHECKING if items.filter(state=State.DONE).exists() else Status.FAILED
         message = "No item was generated; the reasons are listed by item."
+        now = timezone.now()
         Batch.objects.filter(pk=batch_id).update(
             status=status,
-            finished_at=timezone.now(),
+            finished_at=now,
+            checks_started_at=now if status == Status.CHECKING else F("checks_started_at"),
             error=Case(
                 When(error="", then=Value(message)),
                 default=F("error"),
@@ -279,9 +288,11 @@ def batch_finish_if_complete(*, batch_id: int) -> str | None:
             if status == Status.FAILED
             else F("error"),
         )
-        if status == Status.READY:
+        if status == Status.CHECKING:
             batch.status = status
-            transaction.on_commit(lambda: batch_generation_finished(batch))
+            transaction.on_commit(
+                lambda: batch_generation_finished(batch, enqueue_checks=enqueue_checks)
+            )
     return status
 
 

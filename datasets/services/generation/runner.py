@@ -495,12 +495,15 @@ class _Chunk:
                 raise result
 
 
-def batch_chunk_run(*, batch_id: int, seqs: list[int], worker: str = "") -> ChunkOutcome:
+def batch_chunk_run(
+    *, batch_id: int, seqs: list[int], worker: str = "", enqueue_checks: bool = True
+) -> ChunkOutcome:
     """Claim and generate the pending items among ``seqs`` of a batch; settle the batch.
 
     Safe to run twice, or in two processes at once, for the same seqs: only PENDING items
     are claimed, each by one run. Items of a cancelled batch are no longer pending, so a
-    late task does nothing.
+    late task does nothing. A batch that finishes here goes to CHECKING and, unless
+    ``enqueue_checks`` is False, its checking stage is queued.
     """
     batch = (
         Batch.objects.select_related("generator", "prompt_version__template")
@@ -516,7 +519,7 @@ def batch_chunk_run(*, batch_id: int, seqs: list[int], worker: str = "") -> Chun
         run.run_offline(ordered)
     else:
         run.run_llm(ordered)
-    batch_finish_if_complete(batch_id=batch.pk)
+    batch_finish_if_complete(batch_id=batch.pk, enqueue_checks=enqueue_checks)
     return run.outcome
 
 
@@ -525,11 +528,14 @@ def batch_run_sync(
     batch: Batch,
     on_progress: Callable[[ChunkOutcome], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    run_checks: bool = True,
 ) -> Batch:
-    """Generate every pending item of a started batch in this process, no worker needed.
+    """Generate every pending item of a started batch in this process, no worker needed,
+    then (``run_checks``) run its checking stage here too, to READY.
 
     For the embedded default's command line (``generate --sync``) and tests. Transient
     failures wait their delay and go again, within the same attempt limits as a worker.
+    With ``run_checks=False`` a finished batch is left CHECKING, its stage not queued.
     """
     worker = f"sync@{socket.gethostname()}"
     size = conf().chunk_size
@@ -544,7 +550,9 @@ def batch_run_sync(
         claimed = 0
         delay = 0.0
         for chunk in chunked(seqs, size):
-            outcome = batch_chunk_run(batch_id=batch.pk, seqs=chunk, worker=worker)
+            outcome = batch_chunk_run(
+                batch_id=batch.pk, seqs=chunk, worker=worker, enqueue_checks=False
+            )
             claimed += outcome.claimed
             if outcome.retry_seqs:
                 delay = max(delay, outcome.retry_delay)
@@ -556,6 +564,10 @@ def batch_run_sync(
             break  # nothing claimable: held by another worker, or out of attempts
         if delay:
             sleep(delay)
-    batch_finish_if_complete(batch_id=batch.pk)
+    batch_finish_if_complete(batch_id=batch.pk, enqueue_checks=False)
     batch.refresh_from_db()
+    if run_checks and batch.status == Batch.Status.CHECKING:
+        from datasets.services.verification import batch_checks_run_sync
+
+        batch = batch_checks_run_sync(batch=batch, sleep=sleep)
     return batch
