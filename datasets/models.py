@@ -784,3 +784,31 @@ class CheckResult(models.Model):
     def __str__(self) -> str:
         verdict = "pass" if self.passed else "fail"
         return f"{self.get_kind_display()} {verdict} for sample {self.sample_id}"
+
+
+# Near-duplicate index (issue 4) ------------------------------------------------------------
+
+
+class NearDupBand(models.Model):
+    """One MinHash LSH band key of one sample: the persistent near-duplicate index.
+
+    Every indexed sample has ``synthaug.engine.neardup.BANDS`` rows. Two samples are
+    near-duplicate *candidates* when they share a key; rapidfuzz confirms. The key is a
+    32-bit hash with the dataset mixed in, so one table and one index serve every dataset.
+
+    Kept compact on purpose (measured by ``bench/neardup_bench.py``): the composite primary
+    key *is* the lookup index, so a row is a 4-byte key and an 8-byte sample id with no
+    surrogate id and no second index. Inserting a sample's rows again is a no-op
+    (``ignore_conflicts``), which makes indexing idempotent. There is no index on
+    ``sample`` alone: samples are never deleted one by one; a dataset's rows are removed
+    with one set-based delete by the rebuild.
+    """
+
+    pk = models.CompositePrimaryKey("key", "sample")
+    key = models.IntegerField()
+    sample = models.ForeignKey(
+        Sample, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+    def __str__(self) -> str:
+        return f"band {self.key} of sample {self.sample_id}"

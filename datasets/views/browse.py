@@ -17,6 +17,7 @@ from datasets.access import access_dataset, access_document, access_sample, chec
 from datasets.forms import CursorForm, DatasetForm, SampleFilterForm
 from datasets.selectors import browse as selectors
 from datasets.selectors.browse import SampleFilters
+from datasets.selectors.dedup import sample_family
 from datasets.services.datasets import dataset_create
 
 
@@ -65,7 +66,12 @@ def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def sample_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     sample = access_sample(request.user, slug, pk, perm="datasets.view_sample")
-    return render(request, "datasets/sample.html", {"dataset": sample.dataset, "sample": sample})
+    family = sample_family(sample=sample)
+    return render(
+        request,
+        "datasets/sample.html",
+        {"dataset": sample.dataset, "sample": sample, "family": family},
+    )
 
 
 @require_GET
