@@ -806,9 +806,7 @@ class NearDupBand(models.Model):
 
     pk = models.CompositePrimaryKey("key", "sample")
     key = models.IntegerField()
-    sample = models.ForeignKey(
-        Sample, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="+", db_index=False)
 
     def __str__(self) -> str:
         return f"band {self.key} of sample {self.sample_id}"

@@ -65,7 +65,9 @@ def test_it_finds_duplicates_within_the_given_set_only_towards_earlier_samples(d
 
 def test_it_returns_the_closest_earlier_sample(dataset):
     far = make_sample(dataset, text="What happens to you if you eat watermelon seeds in winter?!")
-    close = make_sample(dataset, text="What happens to you if you eat watermelon seeds in the summer")
+    close = make_sample(
+        dataset, text="What happens to you if you eat watermelon seeds in the summer"
+    )
     _index(dataset, far, close)
     new = _synthetic(dataset, Q)
 
@@ -214,9 +216,13 @@ def test_a_merge_relabels_members_not_named_in_the_findings(dataset, django_asse
 
     # A constant number of queries however big the families are.
     with django_assert_max_num_queries(9):
-        duplicates_record(findings={rest[4].pk: DuplicateFinding(rest[4].pk, first.pk, 91.0, False)})
+        duplicates_record(
+            findings={rest[4].pk: DuplicateFinding(rest[4].pk, first.pk, 91.0, False)}
+        )
     with django_assert_max_num_queries(9):
-        duplicates_record(findings={rest[3].pk: DuplicateFinding(rest[3].pk, rest[4].pk, 92.0, False)})
+        duplicates_record(
+            findings={rest[3].pk: DuplicateFinding(rest[3].pk, rest[4].pk, 92.0, False)}
+        )
 
     families = _families()
     assert {families[s.pk] for s in samples[:6]} == {first.pk}

@@ -32,13 +32,11 @@ def sample_family(*, sample: Sample) -> dict[str, Any]:
         .order_by("pk")
     )
     rows = list(
-        members.only("id", "origin", "status", "split", "near_duplicate_of_id",
-                      "near_duplicate_score")
-        .annotate(text_head=Substr("text", 1, TEXT_HEAD_CHARS + 1))[:FAMILY_SHOWN]
+        members.only(
+            "id", "origin", "status", "split", "near_duplicate_of_id", "near_duplicate_score"
+        ).annotate(text_head=Substr("text", 1, TEXT_HEAD_CHARS + 1))[:FAMILY_SHOWN]
     )
-    count = len(rows) if len(rows) < FAMILY_SHOWN else capped_count(
-        members, cap=FAMILY_COUNT_CAP
-    )
+    count = len(rows) if len(rows) < FAMILY_SHOWN else capped_count(members, cap=FAMILY_COUNT_CAP)
     return {
         "members": rows,
         "members_count": count,

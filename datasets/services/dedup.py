@@ -53,9 +53,10 @@ def _write_bands(ids: list[int], keys: np.ndarray, *, fresh: bool) -> None:
     flat = keys.reshape(-1)
     if fresh and connection.vendor == "postgresql":
         table = connection.ops.quote_name(NearDupBand._meta.db_table)
-        with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {table} (key, sample_id) FROM STDIN"
-        ) as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} (key, sample_id) FROM STDIN") as copy,
+        ):
             for key, sample_id in zip(flat.tolist(), sample_ids.tolist(), strict=True):
                 copy.write_row((key, sample_id))
         return

@@ -154,7 +154,10 @@ def confirm(
 
 
 def brute_force_pairs(
-    queries: Sequence[str], corpus: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD,
+    queries: Sequence[str],
+    corpus: Sequence[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
     workers: int = 1,
 ) -> set[tuple[int, int]]:
     """Every (query index, corpus index) with ``fuzz.ratio >= threshold``: the baseline.
@@ -260,6 +263,8 @@ def best_matches(
         c for c in candidate_ids if c != query_id and length_compatible(n, len(texts[c]), threshold)
     ]
     scores = confirm(text, [texts[c] for c in kept], threshold=threshold)
-    found = [Match(query_id or 0, c, s) for c, s in zip(kept, scores, strict=True) if s >= threshold]
+    found = [
+        Match(query_id or 0, c, s) for c, s in zip(kept, scores, strict=True) if s >= threshold
+    ]
     found.sort(key=lambda m: (-m.score, m.match))
     return found
