@@ -40,7 +40,8 @@ CORPUS = [
         (BASE, "identical"),
         (BASE.upper(), "case"),
         (
-            "Janet\u2019s   ducks lay 16 eggs per day.\nShe eats three for breakfast every morning.",
+            "Janet\u2019s   ducks lay 16 eggs per day.\n"
+            "She eats three for breakfast every morning.",
             "spaces",
         ),
         (
@@ -88,7 +89,8 @@ def test_it_does_not_match_different_texts(text):
 
 
 def test_a_homoglyph_copy_is_not_normalised_away_but_scores_by_its_edits():
-    # Cyrillic a/e/o (U+0430, U+0435, U+043E) look like the Latin letters; NFKC keeps them, so they count as edits.
+    # Cyrillic a/e/o (U+0430, U+0435, U+043E) look like the Latin letters; NFKC keeps
+    # them, so they count as edits: a few stay a near duplicate, many do not.
     few = BASE.replace("eggs", "\u0435ggs")
     many = "".join({"a": "\u0430", "e": "\u0435", "o": "\u043e"}.get(c, c) for c in BASE)
     index = _index(CORPUS)
