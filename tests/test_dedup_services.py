@@ -11,7 +11,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from datasets.models import Dataset, NearDupBand, Sample
+from datasets.models import Dataset, NearDupSignature, Sample
 from datasets.services.dedup import (
     DuplicateFinding,
     duplicates_find,
@@ -21,7 +21,6 @@ from datasets.services.dedup import (
     near_dup_index_size,
 )
 from datasets.services.imports import import_file
-from synthaug.engine.neardup import BANDS
 from tests.factories import make_sample, make_samples
 from tests.test_import_support import HEADER, good_rows, write_csv
 from tests.workers import ROOT, database_url_of_test_db
@@ -122,7 +121,7 @@ def test_it_indexes_samples_of_a_real_import_through_the_signal(
         job = import_file(dataset=dataset, created_by=alice, path=path)
     assert job.status == job.Status.SUCCEEDED
 
-    assert NearDupBand.objects.count() == 3 * BANDS
+    assert NearDupSignature.objects.count() == 3
     new = _synthetic(dataset, "What happens if you eat watermelon seeds??")
     finding = duplicates_find(dataset_id=dataset.pk, sample_ids=[new.pk])[new.pk]
     assert finding.duplicate_of_id == Sample.objects.get(external_id="q1").pk
@@ -135,11 +134,11 @@ def test_indexing_is_idempotent_and_the_command_rebuilds(dataset):
     call_command("dedup_index", dataset.slug, "--no-progress", stdout=out)
     assert "30 samples indexed" in out.getvalue()
     call_command("dedup_index", dataset.slug, "--no-progress", stdout=out)
-    assert NearDupBand.objects.count() == 30 * BANDS
+    assert NearDupSignature.objects.count() == 30
 
     call_command("dedup_index", dataset.slug, "--rebuild", "--no-progress", stdout=out)
     assert near_dup_index_rebuild(dataset_id=dataset.pk) == 30
-    assert NearDupBand.objects.count() == 30 * BANDS
+    assert NearDupSignature.objects.count() == 30
 
 
 def test_the_command_names_a_missing_dataset(db):

@@ -1,7 +1,7 @@
 """Near-duplicate control (issue 4): the persistent index and the contract the checks call.
 
 The engine (``synthaug.engine.neardup``) turns texts into MinHash LSH band keys and confirms
-candidates with rapidfuzz; this module stores the keys (``NearDupBand``), looks candidates
+candidates with rapidfuzz; this module stores the keys (``NearDupSignature``), looks candidates
 up, and links and groups what it finds.
 
 * ``near_dup_index_add`` indexes samples (idempotent). Imports reach it through the
@@ -23,10 +23,12 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Q
 
-from datasets.models import Dataset, NearDupBand, Sample
+from datasets.models import NEAR_DUP_BAND_FIELDS, Dataset, NearDupSignature, Sample
 from synthaug.engine import neardup
 
 CHUNK = 5000
+if len(NEAR_DUP_BAND_FIELDS) != neardup.BANDS:  # pragma: no cover - a build-time mismatch
+    raise RuntimeError("NearDupSignature needs one column per engine band: add a migration")
 # Keys per ``IN (...)`` lookup: well under SQLite's 32766 bound parameters.
 LOOKUP_CHUNK = 10_000
 
@@ -46,26 +48,26 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[lo : lo + size]
 
 
-def _write_bands(ids: list[int], keys: np.ndarray, *, fresh: bool) -> None:
-    """Store band rows. ``fresh`` (nothing of these samples stored yet, e.g. after a
-    rebuild's delete) uses PostgreSQL COPY; otherwise conflicting rows are skipped."""
-    sample_ids = np.repeat(np.asarray(ids, dtype=np.int64), neardup.BANDS)
-    flat = keys.reshape(-1)
+def _write_signatures(ids: list[int], keys: np.ndarray, *, fresh: bool) -> None:
+    """Store one signature row per sample. ``fresh`` (none of these samples stored, e.g.
+    after a rebuild's delete) uses PostgreSQL COPY; otherwise stored samples are skipped."""
+    rows = [(pk, *row) for pk, row in zip(ids, keys.tolist(), strict=True)]
     if fresh and connection.vendor == "postgresql":
-        table = connection.ops.quote_name(NearDupBand._meta.db_table)
+        table = connection.ops.quote_name(NearDupSignature._meta.db_table)
+        columns = ", ".join(("sample_id", *NEAR_DUP_BAND_FIELDS))
         with (
             connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {table} (key, sample_id) FROM STDIN") as copy,
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
         ):
-            for key, sample_id in zip(flat.tolist(), sample_ids.tolist(), strict=True):
-                copy.write_row((key, sample_id))
+            for row in rows:
+                copy.write_row(row)
         return
-    NearDupBand.objects.bulk_create(
+    NearDupSignature.objects.bulk_create(
         [
-            NearDupBand(key=key, sample_id=sample_id)
-            for key, sample_id in zip(flat.tolist(), sample_ids.tolist(), strict=True)
+            NearDupSignature(sample_id=pk, **dict(zip(NEAR_DUP_BAND_FIELDS, row, strict=True)))
+            for pk, *row in rows
         ],
-        batch_size=2000,
+        batch_size=1000,
         ignore_conflicts=True,
     )
 
@@ -75,7 +77,7 @@ def _index_rows(dataset_id: int, rows: list[tuple[int, str]], *, fresh: bool = F
         return
     prepared = [neardup.prepare(text) for _, text in rows]
     keys = neardup.keys_for(prepared, salt=dataset_id)
-    _write_bands([pk for pk, _ in rows], keys, fresh=fresh)
+    _write_signatures([pk for pk, _ in rows], keys, fresh=fresh)
 
 
 def near_dup_index_add(
@@ -118,9 +120,7 @@ def near_dup_index_rebuild(
     Runs in one transaction, so readers see the old index or the new one, never half.
     """
     with transaction.atomic():
-        NearDupBand.objects.filter(
-            sample__in=Sample.objects.filter(dataset_id=dataset_id).values("pk")
-        ).delete()
+        NearDupSignature.objects.filter(sample__dataset_id=dataset_id).delete()
         done = 0
         last = 0
         while True:
@@ -139,22 +139,20 @@ def near_dup_index_rebuild(
 
 
 def near_dup_index_size(*, dataset_id: int) -> int:
-    """How many samples of the dataset are indexed (band rows / bands)."""
-    rows = NearDupBand.objects.filter(
-        sample__in=Sample.objects.filter(dataset_id=dataset_id).values("pk")
-    ).count()
-    return rows // neardup.BANDS
+    """How many samples of the dataset are indexed."""
+    return NearDupSignature.objects.filter(sample__dataset_id=dataset_id).count()
 
 
-def _lookup(keys: np.ndarray) -> dict[int, list[int]]:
-    """Stored band key -> sample ids, for the given keys."""
-    found: dict[int, list[int]] = defaultdict(list)
-    unique = np.unique(keys).tolist()
-    for chunk in _chunks(unique, LOOKUP_CHUNK):
-        for key, sample_id in NearDupBand.objects.filter(key__in=chunk).values_list(
-            "key", "sample_id"
-        ):
-            found[key].append(sample_id)
+def _lookup(keys: np.ndarray) -> dict[tuple[int, int], list[int]]:
+    """(band, stored key) -> sample ids, for the given keys: one indexed query per band."""
+    found: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for band, name in enumerate(NEAR_DUP_BAND_FIELDS):
+        for chunk in _chunks(np.unique(keys[:, band]).tolist(), LOOKUP_CHUNK):
+            rows = NearDupSignature.objects.filter(**{f"{name}__in": chunk}).values_list(
+                name, "sample_id"
+            )
+            for key, sample_id in rows:
+                found[band, key].append(sample_id)
     return found
 
 
@@ -189,11 +187,13 @@ def duplicates_find(*, dataset_id: int, sample_ids: list[int]) -> dict[int, Dupl
     # batch is compared with itself whether or not it is indexed yet.
     by_key = _lookup(keys)
     for pk, row in zip(ids, keys.tolist(), strict=True):
-        for key in row:
-            by_key[key].append(pk)
+        for band, key in enumerate(row):
+            by_key[band, key].append(pk)
     candidates: dict[int, set[int]] = {}
     for pk, row in zip(ids, keys.tolist(), strict=True):
-        candidates[pk] = {c for key in row for c in by_key.get(key, ()) if c < pk}
+        candidates[pk] = {
+            c for band, key in enumerate(row) for c in by_key.get((band, key), ()) if c < pk
+        }
 
     wanted = sorted({c for cs in candidates.values() for c in cs} - prepared.keys())
     texts = dict(prepared)
