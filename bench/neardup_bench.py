@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "synthaug_bench_neardup"
 THRESHOLD = 85.0
+# CPU seconds of the last build and query: the machine is shared, so wall time alone
+# overstates what the code costs when other work runs.
+CPU: dict[str, float] = {}
 
 from synthaug.engine import neardup  # noqa: E402
 
@@ -128,21 +131,24 @@ def rss_mb() -> float:
 
 
 def engine_build(prepared: list[str]) -> tuple[neardup.MemoryIndex, float]:
-    start = time.perf_counter()
+    """Build the in-process index; returns it and the wall time (CPU time in ``CPU``)."""
+    start, cpu = time.perf_counter(), time.process_time()
     index = neardup.MemoryIndex(threshold=THRESHOLD)
     step = 20_000
     for lo in range(0, len(prepared), step):
         chunk = prepared[lo : lo + step]
         index.add(list(range(lo, lo + len(chunk))), chunk)
     index._table()  # sort once, as the first query would
+    CPU["build"] = time.process_time() - cpu
     return index, time.perf_counter() - start
 
 
 def engine_query(index: neardup.MemoryIndex, queries: list[str]) -> tuple[list, float]:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = []
     for lo in range(0, len(queries), 1000):
         results.extend(index.query(queries[lo : lo + 1000]))
+    CPU["query"] = time.process_time() - cpu
     return results, time.perf_counter() - start
 
 
@@ -156,25 +162,26 @@ def section(title: str) -> None:
 
 def engine_part(args, existing: list[str], new: list[str]) -> dict:
     figures: dict = {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     prep_existing = [neardup.prepare(t) for t in existing]
+    prepare_s, prepare_cpu = time.perf_counter() - start, time.process_time() - cpu
     prep_new = [neardup.prepare(t) for t in new]
-    prepare_s = time.perf_counter() - start
 
     section(f"ENGINE (in-process MemoryIndex): {len(existing):,} existing, {len(new):,} new")
     before = rss_mb()
     index, build_s = engine_build(prep_existing)
+    build_s += prepare_s
+    CPU["build"] += prepare_cpu
     grown = rss_mb() - before
-    keys, ids = index._table()
-    array_mb = (keys.nbytes + ids.nbytes) / 1e6
+    array_mb = index.nbytes / 1e6
     per_m = 1_000_000 / len(existing)
     results, query_s = engine_query(index, prep_new)
     with_match = sum(1 for r in results if r)
-    print(f"normalise all texts        {prepare_s:8.1f} s")
     print(
-        f"index build                {build_s:8.1f} s   ({build_s * per_m / 60:.1f} min per "
-        "million; target <= 5 min)"
+        f"index build (all steps)    {build_s:8.1f} s   (CPU {CPU['build']:.1f} s; "
+        f"{build_s * per_m / 60:.1f} min per million; target <= 5 min)"
     )
+    print(f"  of which normalising     {prepare_s:8.1f} s   (engine.text.normalise)")
     print(
         f"index memory               {array_mb:8.0f} MB arrays, RSS +{grown:.0f} MB "
         f"(incl. the text map) = {array_mb * per_m / 1000:.2f} / {grown * per_m / 1000:.2f} "
@@ -182,7 +189,8 @@ def engine_part(args, existing: list[str], new: list[str]) -> dict:
     )
     print(
         f"query {len(new):,} new vs {len(existing):,}  {query_s:8.1f} s   "
-        f"({with_match:,} have a near duplicate; target <= 10 s for 10k vs 1M)"
+        f"(CPU {CPU['query']:.1f} s; {with_match:,} have a near duplicate; "
+        "target <= 10 s for 10k vs 1M)"
     )
     figures.update(build_s=build_s, query_s=query_s, array_mb=array_mb, rss_mb=grown)
     del index, results

@@ -143,16 +143,6 @@ def ratio(a: str, b: str) -> float:
     return fuzz.ratio(a, b)
 
 
-def confirm(
-    query: str, candidates: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD
-) -> list[float]:
-    """``fuzz.ratio`` of a prepared query against prepared candidates; below the threshold 0."""
-    if not candidates:
-        return []
-    scores = process.cdist([query], candidates, scorer=fuzz.ratio, score_cutoff=threshold)
-    return [float(s) for s in scores[0]]
-
-
 def brute_force_pairs(
     queries: Sequence[str],
     corpus: Sequence[str],
@@ -189,59 +179,115 @@ class Match:
     score: float
 
 
+def score_pairs(
+    left: Sequence[str], right: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD
+) -> np.ndarray:
+    """``fuzz.ratio`` of ``left[i]`` against ``right[i]`` for every i (0 below threshold).
+
+    rapidfuzz ``cpdist``: one call in C++ for all candidate pairs, no Python loop per pair.
+    """
+    if not left:
+        return np.empty(0, dtype=np.float32)
+    return process.cpdist(left, right, scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.float32)
+
+
+def length_mask(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """Vectorised ``length_compatible``."""
+    total = a + b
+    return (200.0 * np.minimum(a, b) >= threshold * total) | (total == 0)
+
+
+def pair_candidates(
+    table_keys: np.ndarray, table_pos: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (query row, table position) pairs sharing at least one band key.
+
+    ``table_keys`` is sorted and ``table_pos`` is parallel to it; ``keys`` has shape
+    ``(n, BANDS)``. Fully vectorised: a search per key, then one ``np.unique``.
+    """
+    flat = keys.reshape(-1)
+    lo = np.searchsorted(table_keys, flat, side="left")
+    hi = np.searchsorted(table_keys, flat, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    query = np.repeat(np.arange(flat.size, dtype=np.int64) // keys.shape[1], counts)
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    pos = table_pos[np.repeat(lo, counts) + offsets].astype(np.int64)
+    combined = np.unique((query << 32) | pos)
+    return combined >> 32, combined & 0xFFFFFFFF
+
+
 @dataclass
 class MemoryIndex:
-    """An in-process LSH index: band key -> ids, for the benchmark and for within-batch search.
+    """An in-process LSH index for the benchmark and for tests: no database.
 
-    Stores compactly: one sorted int32 key array and a parallel id array per build, merged
-    on demand, so memory is about ``BANDS * 12`` bytes per item plus the texts it is given.
+    Stores compactly: a sorted int32 key array and a parallel int32 position array
+    (``BANDS * 8`` bytes per item), plus the prepared texts and their lengths for the
+    rapidfuzz confirmation. Ids are the caller's; positions are internal.
     """
 
     threshold: float = DEFAULT_THRESHOLD
     _keys: list[np.ndarray] = field(default_factory=list)
-    _ids: list[np.ndarray] = field(default_factory=list)
-    _texts: dict[int, str] = field(default_factory=dict)
+    _ids: list[int] = field(default_factory=list)
+    _texts: list[str] = field(default_factory=list)
     _sorted: tuple[np.ndarray, np.ndarray] | None = None
+    _lengths: np.ndarray | None = None
+    _id_array: np.ndarray | None = None
 
     def add(self, ids: Sequence[int], prepared: Sequence[str], keys: np.ndarray | None = None):
         if keys is None:
             keys = band_keys(signatures(prepared))
-        self._keys.append(keys.reshape(-1))
-        self._ids.append(np.repeat(np.asarray(ids, dtype=np.int64), BANDS))
-        self._texts.update(zip(ids, prepared, strict=True))
-        self._sorted = None
+        self._keys.append(keys)
+        self._ids.extend(ids)
+        self._texts.extend(prepared)
+        self._sorted = self._lengths = self._id_array = None
 
     def _table(self) -> tuple[np.ndarray, np.ndarray]:
         if self._sorted is None:
-            keys = np.concatenate(self._keys) if self._keys else np.empty(0, np.int32)
-            ids = np.concatenate(self._ids) if self._ids else np.empty(0, np.int64)
-            order = np.argsort(keys, kind="stable")
-            self._sorted = (keys[order], ids[order])
-            self._keys, self._ids = [self._sorted[0]], [self._sorted[1]]
+            keys = np.concatenate(self._keys) if self._keys else np.empty((0, BANDS), np.int32)
+            self._keys = [keys]
+            flat = keys.reshape(-1)
+            order = np.argsort(flat, kind="stable")
+            self._sorted = (flat[order], (order // BANDS).astype(np.int32))
+            self._lengths = np.fromiter(map(len, self._texts), np.int64, len(self._texts))
+            self._id_array = np.asarray(self._ids, dtype=np.int64)
         return self._sorted
 
-    def candidates(self, keys: np.ndarray) -> list[np.ndarray]:
-        """For each row of band keys, the distinct ids sharing at least one key."""
-        table_keys, table_ids = self._table()
-        n = keys.shape[0]
-        flat = keys.reshape(-1)
-        lo = np.searchsorted(table_keys, flat, side="left")
-        hi = np.searchsorted(table_keys, flat, side="right")
-        out: list[np.ndarray] = []
-        for i in range(n):
-            a, b = lo[i * BANDS : (i + 1) * BANDS], hi[i * BANDS : (i + 1) * BANDS]
-            hits = [table_ids[x:y] for x, y in zip(a, b, strict=True) if y > x]
-            out.append(np.unique(np.concatenate(hits)) if hits else np.empty(0, np.int64))
-        return out
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the lookup arrays (texts excluded)."""
+        keys, pos = self._table()
+        return keys.nbytes + pos.nbytes + self._keys[0].nbytes
 
     def query(self, prepared: Sequence[str], keys: np.ndarray | None = None) -> list[list[Match]]:
-        """All confirmed matches (score >= threshold) of each prepared text, best first."""
+        """All confirmed matches (score >= threshold) of each prepared text, best first,
+        ties to the smaller id."""
         if keys is None:
             keys = band_keys(signatures(prepared))
-        results: list[list[Match]] = []
-        for i, (text, cands) in enumerate(zip(prepared, self.candidates(keys), strict=True)):
-            found = best_matches(None, text, cands.tolist(), self._texts, self.threshold)
-            results.append([Match(i, m.match, m.score) for m in found])
+        table_keys, table_pos = self._table()
+        query, pos = pair_candidates(table_keys, table_pos, keys)
+        qlen = np.fromiter(map(len, prepared), np.int64, len(prepared))
+        keep = length_mask(qlen[query], self._lengths[pos], self.threshold)
+        query, pos = query[keep], pos[keep]
+        texts = self._texts
+        scores = score_pairs(
+            [prepared[q] for q in query.tolist()],
+            [texts[p] for p in pos.tolist()],
+            threshold=self.threshold,
+        )
+        hit = scores >= self.threshold
+        results: list[list[Match]] = [[] for _ in prepared]
+        for q, p, score in zip(
+            query[hit].tolist(),
+            self._id_array[pos[hit]].tolist(),
+            scores[hit].tolist(),
+            strict=True,
+        ):
+            results[q].append(Match(q, p, score))
+        for found in results:
+            found.sort(key=lambda m: (-m.score, m.match))
         return results
 
     def __len__(self) -> int:
@@ -262,9 +308,11 @@ def best_matches(
     kept = [
         c for c in candidate_ids if c != query_id and length_compatible(n, len(texts[c]), threshold)
     ]
-    scores = confirm(text, [texts[c] for c in kept], threshold=threshold)
+    scores = score_pairs([text] * len(kept), [texts[c] for c in kept], threshold=threshold)
     found = [
-        Match(query_id or 0, c, s) for c, s in zip(kept, scores, strict=True) if s >= threshold
+        Match(query_id or 0, c, float(s))
+        for c, s in zip(kept, scores.tolist(), strict=True)
+        if s >= threshold
     ]
     found.sort(key=lambda m: (-m.score, m.match))
     return found
