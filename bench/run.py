@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = {"import": "import_bench.py", "generation": "generation_bench.py"}
+BENCHES = {
+    "import": "import_bench.py",
+    "generation": "generation_bench.py",
+    "neardup": "neardup_bench.py",
+}
 
 
 def main() -> None:

@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class DatasetsConfig(AppConfig):
     name = "datasets"
+
+    def ready(self) -> None:
+        from datasets import receivers  # noqa: F401  (connects the signal receivers)

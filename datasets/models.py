@@ -784,3 +784,43 @@ class CheckResult(models.Model):
     def __str__(self) -> str:
         verdict = "pass" if self.passed else "fail"
         return f"{self.get_kind_display()} {verdict} for sample {self.sample_id}"
+
+
+# Near-duplicate index (issue 4) ------------------------------------------------------------
+
+# One column per LSH band of ``synthaug.engine.neardup`` (``BANDS``; a change of the engine's
+# band count needs a migration, and ``datasets.services.dedup`` checks they agree).
+NEAR_DUP_BAND_FIELDS = tuple(f"b{i}" for i in range(12))
+
+
+class NearDupSignature(models.Model):
+    """A sample's MinHash LSH band keys: the persistent near-duplicate index.
+
+    Two samples are near-duplicate *candidates* when they share a key in the same band;
+    rapidfuzz confirms. Each key is a 32-bit hash with the band and the dataset mixed in.
+
+    One row per sample with one indexed integer column per band, measured against one row
+    per (band, sample) with a composite key: 12 int4 columns cost 48 bytes of heap and one
+    ~20-byte entry per band index, while a band-row table pays a 24-byte tuple header and a
+    sample id per band (about 2.5x the disk). The sample is the primary key, so indexing is
+    idempotent (``ignore_conflicts``) and "is it indexed?" is one primary-key probe.
+    """
+
+    sample = models.OneToOneField(
+        Sample, primary_key=True, on_delete=models.CASCADE, related_name="near_dup_signature"
+    )
+    b0 = models.IntegerField(db_index=True)
+    b1 = models.IntegerField(db_index=True)
+    b2 = models.IntegerField(db_index=True)
+    b3 = models.IntegerField(db_index=True)
+    b4 = models.IntegerField(db_index=True)
+    b5 = models.IntegerField(db_index=True)
+    b6 = models.IntegerField(db_index=True)
+    b7 = models.IntegerField(db_index=True)
+    b8 = models.IntegerField(db_index=True)
+    b9 = models.IntegerField(db_index=True)
+    b10 = models.IntegerField(db_index=True)
+    b11 = models.IntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"near-duplicate signature of sample {self.sample_id}"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from datasets.views import browse, generation, imports
+from datasets.views import browse, dedup, generation, imports
 
 app_name = "datasets"
 urlpatterns = [
@@ -10,6 +10,11 @@ urlpatterns = [
     path("new/", browse.dataset_new, name="new"),
     path("<slug:slug>/", browse.dataset_detail, name="detail"),
     path("<slug:slug>/samples/<int:pk>/", browse.sample_detail, name="sample"),
+    path(
+        "<slug:slug>/samples/<int:pk>/duplicate/",
+        dedup.sample_duplicate,
+        name="sample_duplicate",
+    ),
     path("<slug:slug>/documents/", browse.document_list, name="documents"),
     path("<slug:slug>/documents/<int:pk>/", browse.document_detail, name="document"),
     path("<slug:slug>/import/", imports.import_new, name="import_new"),

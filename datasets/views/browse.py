@@ -18,6 +18,7 @@ from datasets.forms import CursorForm, DatasetForm, SampleFilterForm
 from datasets.selectors import browse as selectors
 from datasets.selectors import verification as verification_selectors
 from datasets.selectors.browse import SampleFilters
+from datasets.selectors.dedup import sample_family
 from datasets.services.datasets import dataset_create
 
 
@@ -67,10 +68,11 @@ def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def sample_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     sample = access_sample(request.user, slug, pk, perm="datasets.view_sample")
     checks = verification_selectors.sample_checks(sample=sample)
+    family = sample_family(sample=sample)
     return render(
         request,
         "datasets/sample.html",
-        {"dataset": sample.dataset, "sample": sample, "checks": checks},
+        {"dataset": sample.dataset, "sample": sample, "checks": checks, "family": family},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from itertools import zip_longest
 
@@ -62,3 +63,33 @@ def field_diff(name: str, left: str, right: str) -> FieldDiff:
         removed=sum(row.kind == "removed" for row in rows),
         changed=sum(row.kind == "changed" for row in rows),
     )
+
+
+@dataclass(frozen=True)
+class Span:
+    """A run of text in a word diff; ``changed`` marks what the other side lacks."""
+
+    text: str
+    changed: bool
+
+
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def word_diff(left: str, right: str) -> tuple[list[Span], list[Span]]:
+    """Both texts cut into spans, with the words (and punctuation) that differ marked.
+
+    For one-line texts (most samples) a line diff marks everything; this shows which
+    words an edited copy changed. Plain text: the template escapes it.
+    """
+    a, b = _TOKENS.findall(left), _TOKENS.findall(right)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    left_spans: list[Span] = []
+    right_spans: list[Span] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        same = tag == "equal"
+        if i2 > i1:
+            left_spans.append(Span("".join(a[i1:i2]), not same))
+        if j2 > j1:
+            right_spans.append(Span("".join(b[j1:j2]), not same))
+    return left_spans, right_spans
