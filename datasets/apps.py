@@ -5,3 +5,7 @@ from django.apps import AppConfig
 
 class DatasetsConfig(AppConfig):
     name = "datasets"
+
+    def ready(self) -> None:
+        # Connects the receivers that keep the coverage counts following the pipeline.
+        from datasets.services import coverage  # noqa: F401

@@ -59,3 +59,17 @@ def batch_generate_chunk(batch_id: int, seqs: list[int]) -> None:
 def generation_reap() -> None:
     """Periodic (beat): expired claims back to pending, lost work queued again."""
     generation_items_reap()
+
+
+# --- coverage -----------------------------------------------------------------------------
+from datasets.services.coverage import (  # noqa: E402
+    coverage_counts_refresh,
+    coverage_refresh_started,
+)
+
+
+@shared_task
+def coverage_refresh_task(dataset_id: int) -> None:
+    """Rebuild a dataset's kept coverage counts. Idempotent: a rebuild from scratch."""
+    coverage_refresh_started(dataset_id=dataset_id)
+    coverage_counts_refresh(dataset_id=dataset_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from datasets.views import browse, generation, imports
+from datasets.views import browse, coverage, generation, imports
 
 app_name = "datasets"
 urlpatterns = [
@@ -19,6 +19,10 @@ urlpatterns = [
     path(
         "<slug:slug>/imports/<int:pk>/errors.csv", imports.import_errors_csv, name="import_errors"
     ),
+    # Coverage: the matrix, its targets, a manual refresh of the kept counts.
+    path("<slug:slug>/coverage/", coverage.coverage, name="coverage"),
+    path("<slug:slug>/coverage/targets/", coverage.coverage_targets, name="coverage_targets"),
+    path("<slug:slug>/coverage/refresh/", coverage.coverage_refresh, name="coverage_refresh"),
     # Generation: batches and prompts.
     path("<slug:slug>/batches/", generation.batch_list, name="batches"),
     path("<slug:slug>/batches/new/", generation.batch_new, name="batch_new"),
