@@ -32,7 +32,9 @@ def test_it_puts_each_sample_state_in_its_bucket(origin, status, review, bucket)
 
 
 def test_it_gives_one_key_per_slice_whatever_the_order():
-    assert slice_key({"topic": "law", "locale": "de"}) == slice_key({"locale": "de", "topic": "law"})
+    assert slice_key({"topic": "law", "locale": "de"}) == slice_key(
+        {"locale": "de", "topic": "law"}
+    )
     assert slice_key({"topic": "law", "locale": ""}) == slice_key({"topic": "law"})
     assert slice_key({"topic": "law"}) != slice_key({"topic": "Law"})
     assert slice_of(("law", ""), ["topic", "locale"]) == {"topic": "law"}

@@ -113,7 +113,15 @@ def coverage_build(
     targets: dict[tuple[RowKey, str], int],
     without_batch: int | None = None,
 ) -> Matrix:
-    """The matrix over ``dimensions`` (optionally as if one batch had never been made)."""
+    """The matrix over ``dimensions`` (optionally as if one batch had never been made).
+
+    A dimension that declares no values (any value allowed) crosses with the values the
+    samples carry, so an empty combination shows as a gap rather than as nothing.
+    """
+    allowed = {dim: list(values or []) for dim, values in dataset.tag_dimensions.items()}
+    for dim in dimensions:
+        if not allowed.get(dim):
+            allowed[dim] = sorted({str(c.tags[dim]) for c in counts if c.tags.get(dim)})
     return matrix_build(
         counts=[
             CountRow(tags=c.tags, difficulty=c.difficulty, bucket=c.bucket, count=c.n)
@@ -121,7 +129,7 @@ def coverage_build(
             if without_batch is None or c.batch_id != without_batch
         ],
         dimensions=dimensions,
-        allowed={dim: list(values or []) for dim, values in dataset.tag_dimensions.items()},
+        allowed=allowed,
         targets=targets,
         default_target=dataset.coverage_default_target,
         ceiling=dataset.synthetic_ceiling,
