@@ -37,7 +37,8 @@ def counted(dataset):
     dataset.save()
     make_samples(dataset, 4, tags={"topic": "law", "locale": "de"}, difficulty="hard")
     make_samples(dataset, 12, tags={"topic": "health", "locale": "en"}, difficulty="easy")
-    make_samples(dataset, 3, tags={"locale": "en"}, difficulty="easy")  # no topic
+    make_samples(dataset, 2, tags={"locale": "en"}, difficulty="easy")  # no topic
+    make_samples(dataset, 1, tags={"topic": "", "locale": "en"}, difficulty="easy")
     coverage_counts_refresh(dataset_id=dataset.pk)
     return dataset
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connections
-from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Length, Substr
+from django.db.models.functions import Cast, Coalesce, Length, Substr
 
 from datasets.access import datasets_visible_to
 from datasets.models import Dataset, Sample, SourceDocument
@@ -184,8 +184,13 @@ def samples_matching(*, dataset: Dataset, filters: SampleFilters) -> QuerySet[Sa
         lacking = Q()
         for position, dimension in enumerate(filters.untagged):
             alias = f"untagged_{position}"
-            queryset = queryset.alias(**{alias: KeyTextTransform(dimension, "tags")})
-            lacking |= Q(**{f"{alias}__isnull": True}) | Q(**{alias: ""})
+            # Missing, JSON null and "" are all "no value". Cast to text first: SQLite
+            # compares a bare key transform with "" as JSON.
+            value = Cast(KeyTextTransform(dimension, "tags"), output_field=TextField())
+            queryset = queryset.alias(
+                **{alias: Coalesce(value, Value(""), output_field=TextField())}
+            )
+            lacking |= Q(**{alias: ""})
         queryset = queryset.filter(lacking)
     if filters.q:
         # icontains is UPPER(text) LIKE UPPER(%q%) on PostgreSQL: the trigram index.

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from datasets.models import Dataset, ImportJob
+from datasets.services.coverage import coverage_counts_refresh, coverage_settings_update
 from datasets.services.datasets import dataset_create, membership_add, user_create
 from datasets.services.imports import import_file
 from synthaug import roles
@@ -74,6 +75,8 @@ XQUAD_MAPPING = {
         "locale": {"const": "en"},
     },
 }
+COVERAGE_DIMENSIONS = ["task", "locale"]
+COVERAGE_TARGET = 25
 LICENSE_NOTE = (
     "TruthfulQA: Apache-2.0 (sylinrl/TruthfulQA). XQuAD: CC BY-SA 4.0 (google-deepmind/xquad); "
     "items derived from XQuAD passages must carry CC BY-SA 4.0 with attribution. "
@@ -92,6 +95,9 @@ class Command(BaseCommand):
             dataset = self._build(lead)
         membership_add(dataset=dataset, user=lead)
         membership_add(dataset=dataset, user=annotator)
+        # Counted here rather than left to a worker: the first page the newcomer opens
+        # shows the matrix and its gaps even before `make run` has started one.
+        coverage_counts_refresh(dataset_id=dataset.pk)
         samples = dataset.samples.count()
         documents = dataset.documents.count()
         self.stdout.write(
@@ -125,6 +131,14 @@ class Command(BaseCommand):
                 schema=SCHEMA,
                 tag_dimensions=TAG_DIMENSIONS,
                 license_note=LICENSE_NOTE,
+            )
+            # Task x locale: the real data is English only and has no difficulty tags yet,
+            # so the matrix opens on visible gaps (other locales, every difficulty).
+            coverage_settings_update(
+                dataset=dataset,
+                dimensions=COVERAGE_DIMENSIONS,
+                default_target=COVERAGE_TARGET,
+                ceiling=0.5,
             )
         # XQuAD-en asks five questions twice about the same paragraph: real duplicates. The
         # demo skips them, and the import job shows exactly which rows and why.
