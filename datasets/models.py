@@ -835,12 +835,13 @@ class CoverageCount(models.Model):
     Rebuilt for a whole dataset by one GROUP BY (``coverage_counts_refresh``), never edited
     row by row, so it cannot drift from the samples by more than one pending refresh. A
     dataset has few distinct combinations, so the coverage page reads a few hundred rows
-    instead of scanning a million samples. ``tags_key`` is the canonical JSON of the
-    sample's tags over the dataset's dimensions (missing values left out).
+    instead of scanning a million samples, and projects them onto the view's dimensions
+    in SQL. ``tags`` are the sample's tags over the dataset's dimensions (missing and
+    empty values left out), so one combination is one value.
     """
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
-    tags_key = models.TextField()
+    tags = models.JSONField(default=dict)
     difficulty = models.CharField(max_length=12, blank=True)
     origin = models.CharField(max_length=10)
     status = models.CharField(max_length=10)
@@ -851,7 +852,7 @@ class CoverageCount(models.Model):
     n = models.BigIntegerField()
 
     def __str__(self) -> str:
-        return f"{self.n} x {self.tags_key} {self.difficulty} {self.origin}/{self.status}"
+        return f"{self.n} x {self.tags} {self.difficulty} {self.origin}/{self.status}"
 
 
 class CoverageState(models.Model):

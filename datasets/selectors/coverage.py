@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from django.db.models import BigIntegerField, Sum
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from datasets.models import (
     Batch,
@@ -61,21 +63,37 @@ class KeptCount:
     tags: dict[str, str]
     difficulty: str
     bucket: Bucket
-    batch_id: int | None
     n: int
 
 
-def kept_counts(*, dataset: Dataset) -> list[KeptCount]:
-    """The dataset's kept counts that count somewhere (one query over a small table)."""
+def kept_counts(
+    *, dataset: Dataset, dimensions: tuple[str, ...], batch: int | None = None
+) -> list[KeptCount]:
+    """The dataset's kept counts projected onto ``dimensions`` and summed in SQL (all
+    batches, or only ``batch``'s): one query, a row per slice x difficulty x state."""
+    projected = {f"t{i}": KeyTextTransform(dim, "tags") for i, dim in enumerate(dimensions)}
+    rows = CoverageCount.objects.filter(dataset=dataset)
+    if batch is not None:
+        rows = rows.filter(batch_id=batch)
     found = []
-    for tags_key, difficulty, origin, status, review_status, batch_id, n in (
-        CoverageCount.objects.filter(dataset=dataset)
+    for row in (
+        rows.annotate(**projected)
         .order_by()
-        .values_list("tags_key", "difficulty", "origin", "status", "review_status", "batch_id", "n")
+        .values(*projected, "difficulty", "origin", "status", "review_status")
+        # A cast: PostgreSQL sums bigints as numeric, which would come back as Decimal.
+        .annotate(total=Cast(Sum("n"), output_field=BigIntegerField()))
     ):
-        bucket = bucket_of(origin=origin, status=status, review_status=review_status)
-        if bucket is not None:
-            found.append(KeptCount(json.loads(tags_key), difficulty, bucket, batch_id, n))
+        bucket = bucket_of(
+            origin=row["origin"], status=row["status"], review_status=row["review_status"]
+        )
+        if bucket is None:
+            continue
+        tags = {
+            dim: str(row[name])
+            for name, dim in zip(projected, dimensions, strict=True)
+            if row[name] not in (None, "")
+        }
+        found.append(KeptCount(tags, row["difficulty"], bucket, row["total"]))
     return found
 
 
@@ -111,9 +129,10 @@ def coverage_build(
     dimensions: tuple[str, ...],
     counts: list[KeptCount],
     targets: dict[tuple[RowKey, str], int],
-    without_batch: int | None = None,
+    minus: list[KeptCount] = (),
 ) -> Matrix:
-    """The matrix over ``dimensions`` (optionally as if one batch had never been made).
+    """The matrix over ``dimensions``; ``minus`` counts are taken away (a batch's own, for
+    the matrix as if that batch had never been made).
 
     A dimension that declares no values (any value allowed) crosses with the values the
     samples carry, so an empty combination shows as a gap rather than as nothing.
@@ -124,9 +143,14 @@ def coverage_build(
             allowed[dim] = sorted({str(c.tags[dim]) for c in counts if c.tags.get(dim)})
     return matrix_build(
         counts=[
-            CountRow(tags=c.tags, difficulty=c.difficulty, bucket=c.bucket, count=c.n)
-            for c in counts
-            if without_batch is None or c.batch_id != without_batch
+            *(
+                CountRow(tags=c.tags, difficulty=c.difficulty, bucket=c.bucket, count=c.n)
+                for c in counts
+            ),
+            *(
+                CountRow(tags=c.tags, difficulty=c.difficulty, bucket=c.bucket, count=-c.n)
+                for c in minus
+            ),
         ],
         dimensions=dimensions,
         allowed=allowed,
@@ -239,7 +263,7 @@ def coverage_view(
     samples against the matrix with them (it must be one of the dataset's batches).
     """
     state = CoverageState.objects.filter(dataset=dataset).first()
-    counts = kept_counts(dataset=dataset)
+    counts = kept_counts(dataset=dataset, dimensions=dimensions)
     targets = targets_for(dataset=dataset, dimensions=dimensions)
     matrix = coverage_build(dataset=dataset, dimensions=dimensions, counts=counts, targets=targets)
     documents = document_slices(dataset=dataset, dimensions=dimensions)
@@ -327,7 +351,7 @@ def coverage_view(
                 dimensions=dimensions,
                 counts=counts,
                 targets=targets,
-                without_batch=compared.pk,
+                minus=kept_counts(dataset=dataset, dimensions=dimensions, batch=compared.pk),
             )
             coverage.compared = compared
             coverage.changes = matrix_compare(before, matrix)
@@ -336,7 +360,7 @@ def coverage_view(
 
 def coverage_report(*, dataset: Dataset, dimensions: tuple[str, ...]) -> dict:
     """The matrix and its gaps as plain data, for ``manage.py coverage --json``."""
-    counts = kept_counts(dataset=dataset)
+    counts = kept_counts(dataset=dataset, dimensions=dimensions)
     targets = targets_for(dataset=dataset, dimensions=dimensions)
     matrix = coverage_build(dataset=dataset, dimensions=dimensions, counts=counts, targets=targets)
     state = CoverageState.objects.filter(dataset=dataset).first()

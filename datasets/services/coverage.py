@@ -7,6 +7,7 @@ The page never scans the samples. ``coverage_counts_refresh`` rebuilds a dataset
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -74,7 +75,7 @@ def coverage_counts_refresh(*, dataset_id: int) -> CoverageState | None:
             [
                 CoverageCount(
                     dataset_id=dataset_id,
-                    tags_key=tags_key,
+                    tags=json.loads(tags_key),
                     difficulty=difficulty,
                     origin=origin,
                     status=status,
