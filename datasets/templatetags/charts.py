@@ -38,6 +38,12 @@ ORIGIN_COLOURS = (
 )
 
 
+def _n(value: float) -> str:
+    """A coordinate as SVG wants it. Strings, not floats: the template engine would run
+    every number through locale formatting, which costs more than drawing the chart."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -74,12 +80,15 @@ class Mark:
     title: str
 
     @property
-    def text_x(self) -> float:
-        return self.x + self.width - 6
-
-    @property
-    def text_y(self) -> float:
-        return self.y + self.height / 2 + 4
+    def svg(self) -> dict[str, str]:
+        return {
+            "x": _n(self.x),
+            "y": _n(self.y),
+            "width": _n(self.width),
+            "height": _n(self.height),
+            "text_x": _n(self.x + self.width - 6),
+            "text_y": _n(self.y + self.height / 2 + 4),
+        }
 
 
 @register.inclusion_tag("datasets/_svg_heatmap.html")
@@ -96,12 +105,12 @@ def heatmap(coverage: Any, metric: str = "gap") -> dict:
     labels, marks, heads = [], [], []
     for col, difficulty in enumerate(difficulties):
         heads.append(
-            {"x": LABEL_WIDTH + col * CELL_WIDTH + CELL_WIDTH / 2, "text": difficulty.title()}
+            {"x": _n(LABEL_WIDTH + col * CELL_WIDTH + CELL_WIDTH / 2), "text": difficulty.title()}
         )
     for r, row in enumerate(shown):
         y = HEAD_HEIGHT + r * CELL_HEIGHT
         name = _row_label(row.labels)
-        labels.append({"y": y + CELL_HEIGHT / 2 + 4, "text": _short(name), "title": name})
+        labels.append({"y": _n(y + CELL_HEIGHT / 2 + 4), "text": _short(name), "title": name})
         for col, view in enumerate(c for c in row.cells if c.difficulty):
             cell = view.cell
             if metric == "gap":
@@ -137,8 +146,8 @@ def heatmap(coverage: Any, metric: str = "gap") -> dict:
     return {
         "metric": metric,
         "caption": caption,
-        "width": LABEL_WIDTH + len(difficulties) * CELL_WIDTH,
-        "height": HEAD_HEIGHT + len(shown) * CELL_HEIGHT + 4,
+        "width": _n(LABEL_WIDTH + len(difficulties) * CELL_WIDTH),
+        "height": _n(HEAD_HEIGHT + len(shown) * CELL_HEIGHT + 4),
         "heads": heads,
         "labels": labels,
         "marks": marks,
@@ -167,33 +176,34 @@ def difficulty_bars(totals: Sequence[Any]) -> dict:
     for g, total in enumerate(totals):
         x0 = 10 + g * group_width
         name = total.difficulty.title() if total.difficulty else "Unset"
-        heads.append({"x": x0 + len(ORIGIN_COLOURS) * BAR_WIDTH / 2, "text": name})
+        heads.append({"x": _n(x0 + len(ORIGIN_COLOURS) * BAR_WIDTH / 2), "text": name})
         for b, (key, label, colour) in enumerate(ORIGIN_COLOURS):
             value = getattr(total, key)
             height = BAR_AREA * value / top
             bars.append(
                 {
-                    "x": x0 + b * BAR_WIDTH,
-                    "y": 20 + BAR_AREA - height,
-                    "width": BAR_WIDTH - 3,
-                    "height": max(height, 0.5 if value else 0),
+                    "x": _n(x0 + b * BAR_WIDTH),
+                    "y": _n(20 + BAR_AREA - height),
+                    "width": _n(BAR_WIDTH - 3),
+                    "height": _n(max(height, 0.5 if value else 0)),
                     "fill": colour,
-                    "value": value,
-                    "label_y": 20 + BAR_AREA - height - 4,
-                    "text_x": x0 + b * BAR_WIDTH + (BAR_WIDTH - 3) / 2,
+                    "value": str(value),
+                    "label_y": _n(20 + BAR_AREA - height - 4),
+                    "text_x": _n(x0 + b * BAR_WIDTH + (BAR_WIDTH - 3) / 2),
                     "title": f"{name}: {value} {label.lower()}",
                 }
             )
     legend = [
-        {"x": 10 + i * 170, "label": label, "fill": colour}
+        {"x": _n(10 + i * 170), "text_x": _n(24 + i * 170), "label": label, "fill": colour}
         for i, (_, label, colour) in enumerate(ORIGIN_COLOURS)
     ]
     return {
-        "width": max(20 + len(totals) * group_width, 10 + len(legend) * 170),
-        "height": 20 + BAR_AREA + 46,
-        "axis_y": 20 + BAR_AREA,
-        "heads_y": 20 + BAR_AREA + 16,
-        "legend_y": 20 + BAR_AREA + 30,
+        "width": _n(max(20 + len(totals) * group_width, 10 + len(legend) * 170)),
+        "height": _n(20 + BAR_AREA + 46),
+        "axis_y": _n(20 + BAR_AREA),
+        "heads_y": _n(20 + BAR_AREA + 16),
+        "legend_y": _n(20 + BAR_AREA + 30),
+        "legend_text_y": _n(20 + BAR_AREA + 39),
         "bars": bars,
         "heads": heads,
         "legend": legend,
@@ -231,10 +241,10 @@ def funnel(
                 "short": _short(label, 24),
                 "count": count,
                 "removed": removed,
-                "y": i * FUNNEL_ROW,
-                "text_y": i * FUNNEL_ROW + FUNNEL_ROW / 2 + 4,
-                "width": max(width, 1 if count else 0),
-                "count_x": FUNNEL_LABEL + width + 6,
+                "y": _n(i * FUNNEL_ROW + 3),
+                "text_y": _n(i * FUNNEL_ROW + FUNNEL_ROW / 2 + 4),
+                "width": _n(max(width, 1 if count else 0)),
+                "count_x": _n(FUNNEL_LABEL + width + 6),
                 "title": title,
             }
         )
