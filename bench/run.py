@@ -11,6 +11,7 @@ BENCHES = {
     "import": "import_bench.py",
     "generation": "generation_bench.py",
     "neardup": "neardup_bench.py",
+    "coverage": "coverage_bench.py",
 }
 
 

@@ -8,3 +8,6 @@ class DatasetsConfig(AppConfig):
 
     def ready(self) -> None:
         from datasets import receivers  # noqa: F401  (connects the signal receivers)
+
+        # Connects the receivers that keep the coverage counts following the pipeline.
+        from datasets.services import coverage  # noqa: F401

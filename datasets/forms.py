@@ -163,8 +163,11 @@ class SampleFilterForm(CursorForm):
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search the input"}),
     )
 
+    # Comma-separated dimensions: samples lacking a value in any of them (from coverage).
+    untagged = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
     TAG_PREFIX = "tag_"
-    FILTER_FIELDS = ("origin", "status", "difficulty", "q")
+    FILTER_FIELDS = ("origin", "status", "difficulty", "q", "untagged")
 
     def __init__(self, data: QueryDict, *, dataset: Dataset) -> None:
         super().__init__(data)
@@ -205,7 +208,13 @@ class SampleFilterForm(CursorForm):
             difficulty="" if difficulty == "unset" else difficulty,
             tags=tags,
             q=data.get("q", "").strip(),
+            untagged=self._untagged(data.get("untagged", "")),
         )
+
+    def _untagged(self, text: str) -> tuple[str, ...]:
+        # Unknown dimensions are ignored: every sample lacks a tag nobody declared.
+        wanted = [name.strip() for name in text.split(",")]
+        return tuple(dict.fromkeys(name for name in wanted if name in self.dimensions))
 
     def filter_query(self) -> QueryDict:
         """The non-empty filter parameters, for pager links that keep the filters."""

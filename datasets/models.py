@@ -53,6 +53,12 @@ class Dataset(models.Model):
     near_duplicate_threshold = models.FloatField(default=85)
     # Policy categories the safety check looks for, e.g. ["violence", "self-harm", "pii"].
     policy_categories = models.JSONField(default=list, blank=True)
+    # Coverage (issue 6): the dimensions the matrix opens on (one or two; empty = the first
+    # dimension), every cell's target unless the lead sets its own, and the share of a
+    # cell synthetic data may reach before the cell is flagged.
+    coverage_dimensions = models.JSONField(default=list, blank=True)
+    coverage_default_target = models.PositiveIntegerField(default=20)
+    synthetic_ceiling = models.FloatField(default=0.5)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="datasets"
     )
@@ -65,6 +71,12 @@ class Dataset(models.Model):
         ordering = ["name"]
         permissions = [
             ("import_data", "Can import samples and source documents"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(synthetic_ceiling__gte=0) & Q(synthetic_ceiling__lte=1),
+                name="dataset_synthetic_ceiling_is_a_share",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -824,3 +836,82 @@ class NearDupSignature(models.Model):
 
     def __str__(self) -> str:
         return f"near-duplicate signature of sample {self.sample_id}"
+
+
+# --- coverage (issue 6) -------------------------------------------------------------------
+
+
+class CoverageTarget(models.Model):
+    """The lead's target for one cell: a tag slice crossed with a difficulty.
+
+    ``slice_key`` is the canonical JSON of the slice (``{"locale": "de", "topic": "law"}``,
+    keys sorted, see ``synthaug.engine.coverage.slice_key``), so a target set on the
+    topic x locale view belongs to that view and not to the topic view.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="coverage_targets")
+    slice_key = models.CharField(max_length=1000)
+    difficulty = models.CharField(max_length=12, choices=Difficulty)
+    target = models.PositiveIntegerField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "slice_key", "difficulty"], name="coveragetarget_unique_cell"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"target {self.target} for {self.slice_key} x {self.difficulty or 'unset'}"
+
+
+class CoverageCount(models.Model):
+    """Kept counts: how many samples share one tag combination and state.
+
+    Rebuilt for a whole dataset by one GROUP BY (``coverage_counts_refresh``), never edited
+    row by row, so it cannot drift from the samples by more than one pending refresh. A
+    dataset has few distinct combinations, so the coverage page reads a few hundred rows
+    instead of scanning a million samples, and projects them onto the view's dimensions
+    in SQL. ``tags`` are the sample's tags over the dataset's dimensions (missing and
+    empty values left out), so one combination is one value.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    tags = models.JSONField(default=dict)
+    difficulty = models.CharField(max_length=12, blank=True)
+    origin = models.CharField(max_length=10)
+    status = models.CharField(max_length=10)
+    review_status = models.CharField(max_length=10, blank=True)
+    # The synthetic samples' batch (no foreign key: a rebuild should not need to lock
+    # batches), so the matrix "without this batch" is a subtraction, not a scan.
+    batch_id = models.BigIntegerField(null=True, blank=True)
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.n} x {self.tags} {self.difficulty} {self.origin}/{self.status}"
+
+
+class CoverageState(models.Model):
+    """When a dataset's kept counts were rebuilt, and whether a rebuild is queued.
+
+    ``queued_at`` coalesces refresh requests: the first request of a burst sets it with a
+    conditional UPDATE and queues one task; later ones see it set and do nothing. The
+    task clears it before it counts, so a change made during a rebuild queues the next one.
+    A request older than ``COVERAGE_REQUEST_STALE`` counts as lost (a broker restart) and is
+    queued again.
+    """
+
+    dataset = models.OneToOneField(
+        Dataset, on_delete=models.CASCADE, primary_key=True, related_name="coverage_state"
+    )
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    refresh_seconds = models.FloatField(default=0)
+    samples_counted = models.BigIntegerField(default=0)
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"coverage of dataset {self.dataset_id} at {self.refreshed_at}"

@@ -94,3 +94,17 @@ def batch_check_chunk(batch_id: int, attempt: int = 1) -> None:
         enqueue_checks(batch_id, countdown=delay, attempt=attempt + 1)
         return
     enqueue_checks(batch_id)
+
+
+# --- coverage -----------------------------------------------------------------------------
+from datasets.services.coverage import (  # noqa: E402
+    coverage_counts_refresh,
+    coverage_refresh_started,
+)
+
+
+@shared_task
+def coverage_refresh_task(dataset_id: int) -> None:
+    """Rebuild a dataset's kept coverage counts. Idempotent: a rebuild from scratch."""
+    coverage_refresh_started(dataset_id=dataset_id)
+    coverage_counts_refresh(dataset_id=dataset_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from datasets.views import browse, dedup, generation, imports
+from datasets.views import browse, coverage, dedup, generation, imports
 
 app_name = "datasets"
 urlpatterns = [
@@ -24,6 +24,10 @@ urlpatterns = [
     path(
         "<slug:slug>/imports/<int:pk>/errors.csv", imports.import_errors_csv, name="import_errors"
     ),
+    # Coverage: the matrix, its targets, a manual refresh of the kept counts.
+    path("<slug:slug>/coverage/", coverage.coverage, name="coverage"),
+    path("<slug:slug>/coverage/targets/", coverage.coverage_targets, name="coverage_targets"),
+    path("<slug:slug>/coverage/refresh/", coverage.coverage_refresh, name="coverage_refresh"),
     # Generation: batches and prompts.
     path("<slug:slug>/batches/", generation.batch_list, name="batches"),
     path("<slug:slug>/batches/new/", generation.batch_new, name="batch_new"),

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connections
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Length, Substr
+from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, Coalesce, Length, Substr
 
 from datasets.access import datasets_visible_to
 from datasets.models import Dataset, Sample, SourceDocument
@@ -113,6 +113,9 @@ class SampleFilters:
     q: str = ""
     # Only samples grounded in this source document.
     document: int | None = None
+    # Only samples that lack a value in at least one of these tag dimensions (the coverage
+    # page's "untagged" row links here).
+    untagged: tuple[str, ...] = ()
 
     @property
     def narrowing(self) -> bool:
@@ -124,6 +127,7 @@ class SampleFilters:
             or self.tags
             or self.q
             or self.document is not None
+            or bool(self.untagged)
         )
 
 
@@ -176,6 +180,18 @@ def samples_matching(*, dataset: Dataset, filters: SampleFilters) -> QuerySet[Sa
             queryset = queryset.alias(**{alias: KeyTransform(dimension, "tags")}).filter(
                 **{alias: value}
             )
+    if filters.untagged:
+        lacking = Q()
+        for position, dimension in enumerate(filters.untagged):
+            alias = f"untagged_{position}"
+            # Missing, JSON null and "" are all "no value". Cast to text first: SQLite
+            # compares a bare key transform with "" as JSON.
+            value = Cast(KeyTextTransform(dimension, "tags"), output_field=TextField())
+            queryset = queryset.alias(
+                **{alias: Coalesce(value, Value(""), output_field=TextField())}
+            )
+            lacking |= Q(**{alias: ""})
+        queryset = queryset.filter(lacking)
     if filters.q:
         # icontains is UPPER(text) LIKE UPPER(%q%) on PostgreSQL: the trigram index.
         queryset = queryset.filter(text__icontains=filters.q)

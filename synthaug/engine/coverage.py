@@ -13,6 +13,7 @@ Definitions (the lead's view of the data):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -193,3 +194,63 @@ def matrix_compare(before: Matrix, after: Matrix) -> list[CellChange]:
             )
         )
     return sorted(changes, key=lambda c: (-c.closed, c.row, c.difficulty))
+
+
+# --- from kept counts to buckets, slices and suggestions ------------------------------------
+
+
+def bucket_of(*, origin: str, status: str, review_status: str) -> Bucket | None:
+    """Which column of the matrix a sample counts in, or None when it counts nowhere.
+
+    Real samples count unless a person or a check rejected them; synthetic ones count as
+    approved once their checks accepted them (and no reviewer rejected them), as pending
+    while their checks have not run. Rejected samples close no gap.
+    """
+    if status == "rejected" or review_status == "rejected":
+        return None
+    if origin == "real":
+        return Bucket.REAL
+    if status == "accepted":
+        return Bucket.SYNTHETIC_APPROVED
+    if status == "pending":
+        return Bucket.SYNTHETIC_PENDING
+    return None
+
+
+def slice_key(tags: dict[str, str]) -> str:
+    """Canonical text of a tag slice: the same slice always gives the same key."""
+    return json.dumps({str(k): str(v) for k, v in tags.items() if v}, sort_keys=True)
+
+
+def slice_of(row: RowKey, dimensions: Sequence[str]) -> dict[str, str]:
+    return {dim: value for dim, value in zip(dimensions, row, strict=True) if value}
+
+
+# Dimensions whose values a template's slots vary naturally (a locale, an entity, ...).
+TEMPLATE_DIMENSIONS = frozenset(
+    {"locale", "language", "lang", "entity", "industry", "region", "country", "domain"}
+)
+
+
+def suggest_method(*, difficulty: str, dimensions: Sequence[str], has_documents: bool) -> str:
+    """The generation method to start a gap's batch with (the lead may change it).
+
+    Adversarial cells need attacks; where real source documents exist for the slice,
+    grounded generation is closest to real tasks and easiest to check; a slice that varies
+    by locale or entity suits template expansion; anything else starts as paraphrase.
+    """
+    if difficulty == "adversarial":
+        return "adversarial"
+    if has_documents:
+        return "grounded"
+    if any(dim.lower() in TEMPLATE_DIMENSIONS for dim in dimensions):
+        return "template"
+    return "paraphrase"
+
+
+def documents_cover(documents: Iterable[RowKey], row: RowKey) -> bool:
+    """Whether some document's projected tags match ``row`` (a missing tag matches any)."""
+    return any(
+        all(doc in (UNTAGGED, value) for doc, value in zip(tags, row, strict=True))
+        for tags in documents
+    )

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from datasets.models import Dataset, ImportJob, Sample
 from datasets.selectors.verification import batch_funnel
+from datasets.services.coverage import coverage_counts_refresh, coverage_settings_update
 from datasets.services.datasets import dataset_create, membership_add, user_create
 from datasets.services.generation import (
     batch_create,
@@ -81,6 +82,8 @@ XQUAD_MAPPING = {
         "locale": {"const": "en"},
     },
 }
+COVERAGE_DIMENSIONS = ["task", "locale"]
+COVERAGE_TARGET = 25
 LICENSE_NOTE = (
     "TruthfulQA: Apache-2.0 (sylinrl/TruthfulQA). XQuAD: CC BY-SA 4.0 (google-deepmind/xquad); "
     "items derived from XQuAD passages must carry CC BY-SA 4.0 with attribution. "
@@ -147,6 +150,9 @@ class Command(BaseCommand):
         membership_add(dataset=dataset, user=annotator)
         if not dataset.batches.exists():
             self._batches(dataset, lead)
+        # Counted here rather than left to a worker: the first page the newcomer opens
+        # shows the matrix and its gaps even before `make run` has started one.
+        coverage_counts_refresh(dataset_id=dataset.pk)
         samples = dataset.samples.filter(origin=Sample.Origin.REAL).count()
         documents = dataset.documents.count()
         self.stdout.write(
@@ -180,6 +186,14 @@ class Command(BaseCommand):
                 schema=SCHEMA,
                 tag_dimensions=TAG_DIMENSIONS,
                 license_note=LICENSE_NOTE,
+            )
+            # Task x locale: the real data is English only and has no difficulty tags yet,
+            # so the matrix opens on visible gaps (other locales, every difficulty).
+            coverage_settings_update(
+                dataset=dataset,
+                dimensions=COVERAGE_DIMENSIONS,
+                default_target=COVERAGE_TARGET,
+                ceiling=0.5,
             )
         # XQuAD-en asks five questions twice about the same paragraph: real duplicates. The
         # demo skips them, and the import job shows exactly which rows and why.

@@ -1,0 +1,152 @@
+"""Kept coverage counts: the rebuild, the coalesced requests, and the signals that ask."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from datasets import signals
+from datasets.models import Batch, CoverageCount, CoverageState, Sample
+from datasets.selectors.coverage import coverage_view
+from datasets.services.coverage import (
+    COVERAGE_REQUEST_STALE,
+    coverage_counts_refresh,
+    coverage_refresh_request,
+)
+from tests.factories import make_sample, make_samples
+from tests.workers import celery_worker, wait_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _cell(dataset, row, difficulty, dims=("topic",)):
+    return coverage_view(dataset=dataset, dimensions=dims).matrix.cell(row, difficulty)
+
+
+def test_it_counts_each_state_in_its_bucket_and_leaves_out_duplicates(dataset):
+    law = {"topic": "law", "locale": "de"}
+    make_samples(dataset, 3, tags=law, difficulty="hard")
+    batch = Batch.objects.create(dataset=dataset, method="paraphrase", requested_count=9)
+    for status, review in [
+        ("accepted", ""),
+        ("accepted", "approved"),
+        ("accepted", "rejected"),
+        ("pending", ""),
+        ("rejected", ""),
+    ]:
+        make_sample(
+            dataset,
+            origin="synthetic",
+            batch=batch,
+            tags=law,
+            difficulty="hard",
+            status=status,
+            review_status=review,
+        )
+    original = make_sample(dataset, tags=law, difficulty="hard")
+    make_sample(
+        dataset,
+        tags=law,
+        difficulty="hard",
+        duplicate_of=original,
+        content_hash=original.content_hash,
+    )
+
+    state = coverage_counts_refresh(dataset_id=dataset.pk)
+
+    assert state.refreshed_at is not None
+    assert state.samples_counted == 4 + 5  # the duplicate is not counted
+    cell = _cell(dataset, ("law",), "hard")
+    assert (cell.real, cell.synthetic_approved, cell.synthetic_pending) == (4, 2, 1)
+    assert cell.gap == dataset.coverage_default_target - 6
+
+
+def test_it_rebuilds_from_scratch_so_a_second_refresh_does_not_double(dataset):
+    make_samples(dataset, 5, tags={"topic": "law"}, difficulty="easy")
+    coverage_counts_refresh(dataset_id=dataset.pk)
+    rows = CoverageCount.objects.filter(dataset=dataset).count()
+    Sample.objects.filter(dataset=dataset).update(difficulty="medium")
+    coverage_counts_refresh(dataset_id=dataset.pk)
+    assert CoverageCount.objects.filter(dataset=dataset).count() == rows
+    assert _cell(dataset, ("law",), "easy").real == 0
+    assert _cell(dataset, ("law",), "medium").real == 5
+
+
+def test_it_keys_counts_by_the_declared_dimensions_only(dataset):
+    make_samples(dataset, 2, tags={"topic": "law", "colour": "red"}, difficulty="easy")
+    make_samples(dataset, 3, tags={"topic": "law", "colour": "blue"}, difficulty="easy")
+    coverage_counts_refresh(dataset_id=dataset.pk)
+    # "colour" is not a dimension of the dataset: one combination, not two.
+    assert list(CoverageCount.objects.filter(dataset=dataset).values_list("tags", "n")) == [
+        ({"topic": "law"}, 5)
+    ]
+
+
+def test_requests_in_a_burst_queue_one_refresh(dataset, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = coverage_refresh_request(dataset_id=dataset.pk)
+        again = [coverage_refresh_request(dataset_id=dataset.pk) for _ in range(5)]
+    assert first is True
+    assert again == [False] * 5
+    assert len(callbacks) == 1  # one task sent, after commit
+    assert CoverageState.objects.get(dataset=dataset).queued_at is not None
+
+
+def test_a_request_lost_long_ago_is_queued_again(dataset, django_capture_on_commit_callbacks):
+    CoverageState.objects.create(
+        dataset=dataset, queued_at=timezone.now() - COVERAGE_REQUEST_STALE * 2
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert coverage_refresh_request(dataset_id=dataset.pk) is True
+    assert len(callbacks) == 1
+
+
+def test_the_pipeline_signals_ask_for_a_refresh(dataset, django_capture_on_commit_callbacks):
+    batch = Batch.objects.create(dataset=dataset, method="paraphrase", requested_count=1)
+    for send in (
+        lambda: signals.samples_added.send(sender=None, dataset_id=dataset.pk, sample_ids=[1]),
+        lambda: signals.samples_changed.send(sender=None, dataset_id=dataset.pk, sample_ids=[1]),
+        lambda: signals.batch_checks_finished.send(sender=Batch, batch=batch),
+    ):
+        CoverageState.objects.filter(dataset=dataset).update(queued_at=None)
+        with django_capture_on_commit_callbacks() as callbacks:
+            send()
+        assert len(callbacks) == 1
+        assert CoverageState.objects.get(dataset=dataset).queued_at is not None
+
+
+def test_a_generated_sample_asks_for_a_refresh_once_committed(
+    dataset, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        make_sample(dataset, origin="synthetic", status="pending", tags={"topic": "law"})
+        make_sample(dataset, tags={"topic": "law"})  # real: imports announce themselves
+    assert len(callbacks) == 1
+    assert not CoverageState.objects.filter(dataset=dataset).exists()  # nothing before commit
+    callbacks[0]()
+    assert CoverageState.objects.get(dataset=dataset).queued_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_refreshes_the_counts_after_a_review_signal(alice, bob):
+    from datasets.services.datasets import dataset_create
+
+    dataset = dataset_create(
+        name="Worker", slug="worker", created_by=alice, tag_dimensions={"topic": ["law"]}
+    )
+    make_samples(dataset, 4, tags={"topic": "law"}, difficulty="easy")
+    assert connection.in_atomic_block is False
+    with celery_worker():
+        signals.samples_changed.send(sender=None, dataset_id=dataset.pk, sample_ids=[])
+        wait_for(
+            lambda: CoverageState.objects.filter(
+                dataset=dataset, refreshed_at__isnull=False
+            ).exists(),
+            timeout=30,
+            what="the worker to refresh the counts",
+        )
+    state = CoverageState.objects.get(dataset=dataset)
+    assert state.queued_at is None
+    assert state.samples_counted == 4
+    assert _cell(dataset, ("law",), "easy").real == 4
