@@ -98,7 +98,7 @@ def review_hand(*, queue: ReviewQueue, user, size: int = HAND_SIZE, now=None) ->
     held_items = ReviewItem.objects.filter(
         queue=queue, claimed_by=user, state=ReviewItem.State.CLAIMED
     )
-    held = list(held_items.order_by("claimed_at", "id")[:size])
+    held = list(held_items.order_by("claimed_at", "position")[:size])
     if held:
         lease_until = now + timedelta(seconds=queue.lease_seconds)
         ReviewItem.objects.filter(pk__in=[item.pk for item in held]).update(lease_until=lease_until)
