@@ -84,7 +84,8 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     show = request.GET.get("show", "")
     state = request.GET.get("state", "")
     state = state if state in ReviewItem.State.values else ""
-    report = selectors.judge_agreement(batch=queue.batch)
+    fragment = _wants_fragment(request)
+    report = None if fragment and not show else selectors.judge_agreement(batch=queue.batch)
     narrowed = None
     if show == "judge":
         narrowed = report.judge_disagreements
@@ -101,7 +102,7 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "show": show,
         "states": ReviewItem.State.choices,
     }
-    if _wants_fragment(request):
+    if fragment:
         return render(request, "review/queue.html#items", context)
     context.update(
         progress=selectors.queue_progress(queue=queue),
@@ -109,7 +110,7 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         can_manage=request.user.has_perm(MANAGE),
         reasons=Decision.Reason.choices,
         members=queue.dataset.members.order_by("username"),
-        filter_form=SampleFilterForm(dataset=queue.dataset),
+        filter_form=SampleFilterForm({}, dataset=queue.dataset),
     )
     return render(request, "review/queue.html", context)
 
