@@ -23,7 +23,8 @@
   function submit(item, action) {
     var button = item.querySelector('.decision-form button[value="' + action + '"]');
     if (!button || busy) return;
-    button.form.requestSubmit(button);
+    // click(), not requestSubmit(): htmx learns the submitter (action=...) from the click.
+    button.click();
   }
 
   function choose(item, selector, digit) {
@@ -51,7 +52,7 @@
     if (key === "escape") { setMode(null); return; }
     if (key === "u") {
       var undo = document.querySelector("#review-stage .undo-form button");
-      if (undo && !busy) { event.preventDefault(); undo.form.requestSubmit(undo); }
+      if (undo && !busy) { event.preventDefault(); undo.click(); }
       return;
     }
     if (!item) return;
