@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = {"import": "import_bench.py"}
+BENCHES = {"import": "import_bench.py", "review": "review_bench.py"}
 
 
 def main() -> None:

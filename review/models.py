@@ -101,8 +101,14 @@ class ReviewItem(models.Model):
         CLAIMED = "claimed", "Being reviewed"
         DONE = "done", "Decided"
 
-    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="items")
-    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="review_items")
+    # Indexed by the (queue, ...) indexes below.
+    queue = models.ForeignKey(
+        ReviewQueue, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
+    # Indexed by (sample, queue) below.
+    sample = models.ForeignKey(
+        Sample, on_delete=models.CASCADE, related_name="review_items", db_index=False
+    )
     copy = models.PositiveSmallIntegerField(default=0)
     reason = models.CharField(max_length=12, choices=Reason)
     stratum = models.CharField(max_length=40)
@@ -142,8 +148,9 @@ class ReviewItem(models.Model):
                 condition=Q(state="claimed"),
                 name="reviewitem_lease",
             ),
-            # Keyset pages of the queue's items (by id) and by state.
-            models.Index(fields=["queue", "state", "id"], name="reviewitem_queue_state_id"),
+            # Keyset pages of the queue's items (newest id first), all or by state.
+            models.Index(fields=["queue", "-id"], name="reviewitem_queue_id"),
+            models.Index(fields=["queue", "state", "-id"], name="reviewitem_queue_state_id"),
             models.Index(fields=["sample", "queue"], name="reviewitem_sample"),
         ]
 

@@ -123,7 +123,8 @@ def decision_record(
         # Lock the item first: a concurrent duplicate submit waits here, then finds the
         # first one's row by its key.
         item = (
-            ReviewItem.objects.select_for_update()
+            # of=self: locking the joined queue row too would serialise every reviewer.
+            ReviewItem.objects.select_for_update(of=("self",))
             .select_related("queue")
             .filter(pk=item_id)
             .first()
