@@ -123,3 +123,19 @@ def test_a_lead_adds_samples_once(dataset, alice):
     entry = AuditEntry.objects.get(queue=queue, action="items_added")
     assert entry.actor == alice
     assert entry.after["sample_ids"] == [real.pk]
+
+
+def test_the_queues_build_command_builds_missing_queues_once(dataset):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ready, _ = checked_batch(dataset, count=5)
+    running, _ = checked_batch(dataset, count=5)
+    Batch.objects.filter(pk=running.pk).update(status=Batch.Status.RUNNING)
+    out = StringIO()
+    call_command("queues_build", dataset=dataset.slug, stdout=out)
+    call_command("queues_build", stdout=out)
+    assert ReviewQueue.objects.filter(batch=ready).count() == 1
+    assert not ReviewQueue.objects.filter(batch=running).exists()
+    assert out.getvalue().count("Spot-check queue for") == 1
