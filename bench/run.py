@@ -12,6 +12,7 @@ BENCHES = {
     "generation": "generation_bench.py",
     "neardup": "neardup_bench.py",
     "coverage": "coverage_bench.py",
+    "review": "review_bench.py",
 }
 
 

@@ -20,6 +20,9 @@ _ANNOTATOR_PERMS = {
     "datasets.view_dataset",
     "datasets.view_sample",
     "datasets.view_sourcedocument",
+    # Spot checks (review app): annotators review; leads also manage queues.
+    "review.view_reviewqueue",
+    "review.add_decision",
 }
 _LEAD_PERMS = _ANNOTATOR_PERMS | {
     "datasets.add_dataset",
@@ -28,6 +31,7 @@ _LEAD_PERMS = _ANNOTATOR_PERMS | {
     "datasets.view_importjob",
     "datasets.add_batch",
     "datasets.change_batch",
+    "review.manage_queue",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {

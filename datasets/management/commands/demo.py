@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -161,6 +162,10 @@ class Command(BaseCommand):
         self.stdout.write("Log in as (the passwords are new each time this runs):")
         self.stdout.write(f"  lead       {LEAD:<16} {lead_password}")
         self.stdout.write(f"  annotator  {ANNOTATOR:<16} {annotator_password}")
+        # Last, after anything that makes demo batches: each checked batch gets its
+        # spot-check queue now rather than when a worker runs (called by name: datasets
+        # does not import the review app).
+        call_command("queues_build", dataset=SLUG, stdout=self.stdout)
 
     def _user(self, username: str, role: str):
         """The demo user with a fresh random password (created when missing)."""

@@ -1,0 +1,327 @@
+"""Review benchmark: claims and queue pages over a million samples in PostgreSQL.
+
+    make bench BENCH_ARGS="review"                         # 1M samples (a few minutes)
+    make bench BENCH_ARGS="review --samples 200000"        # quicker
+
+Loads ``--samples`` synthetic samples of one batch with COPY (plus a judge result for
+each), builds the batch's spot-check queue (10 % stratified, so 100k items at 1M), then:
+
+* 10 reviewer processes claim and decide items at once; claim-next latency p50/p95
+  (target p95 <= 10 ms);
+* the queue page's item list (the htmx fragment, a keyset page) and the full queue page,
+  through Django's test client, at depths 0 .. 90k: server time p95 (target <= 50 ms) and
+  the number of queries (target: the same at every depth);
+* side by side, the same list fetched with OFFSET at the same depths: the keyset page must
+  be at least 20x faster at depth >= 30k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "synthaug_review_bench"
+sys.path.insert(0, str(ROOT))
+REVIEWERS = 10
+DEPTHS = [0, 1_000, 10_000, 30_000, 60_000, 90_000]
+REPEATS = 15
+
+
+def _django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthaug.settings")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
+    import django
+
+    django.setup()
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def load(samples: int) -> dict:
+    """The dataset, batch, samples (COPY) and judge results; returns ids for the children."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from datasets.models import Batch, CheckResult, Sample
+    from datasets.services.datasets import dataset_create, membership_add, user_create
+    from synthaug import roles
+
+    lead, _ = user_create(username="bench-lead", role=roles.LEAD, password=None)
+    dataset = dataset_create(name="Review bench", slug="review-bench", created_by=lead)
+    membership_add(dataset=dataset, user=lead)
+    reviewers = [
+        user_create(username=f"bench-reviewer-{n}", role=roles.ANNOTATOR, password=None)[0]
+        for n in range(REVIEWERS)
+    ]
+    for reviewer in reviewers:
+        membership_add(dataset=dataset, user=reviewer)
+    batch = Batch.objects.create(
+        dataset=dataset,
+        method=Batch.Method.PARAPHRASE,
+        requested_count=samples,
+        status=Batch.Status.READY,
+    )
+    now = timezone.now()
+    fields = [f for f in Sample._meta.concrete_fields if f.column != "id"]
+    columns = ", ".join(f.column for f in fields)
+    levels = ["easy", "medium", "hard", "adversarial"]
+    methods = ["paraphrase", "template", "grounded"]
+    start = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        cursor.connection.cursor().copy(f"COPY datasets_sample ({columns}) FROM STDIN") as copy,
+    ):
+        for i in range(samples):
+            text = f"Bench question {i}: what is the answer to case {i}?"
+            values = {
+                "dataset_id": dataset.pk,
+                "input": json.dumps({"question": text}),
+                "expected": json.dumps({"answer": f"answer {i}"}),
+                "text": text,
+                "origin": "synthetic",
+                "tags": "{}",
+                "difficulty": levels[i % 3] if i % 50 else "adversarial",
+                "difficulty_features": "{}",
+                "status": "accepted",
+                "content_hash": f"{i:064x}",
+                "source_group": f"bench:{i}",
+                "batch_id": batch.pk,
+                "seq": i,
+                "method": methods[i % 3],
+                "slot_values": "{}",
+                "created_at": now,
+            }
+            copy.write_row(
+                [
+                    values[f.column]
+                    if f.column in values
+                    else (f.get_default() if not f.null else None)
+                    for f in fields
+                ]
+            )
+    loaded = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO datasets_checkresult (sample_id, batch_id, kind, passed, score, "
+            "borderline, detail, data, model, prompt_version, created_at) "
+            "SELECT id, batch_id, 'judge', id %% 4 <> 0, 0.7, id %% 997 = 0, 'bench', '{}', "
+            "'bench judge', 'judge@v1', now() FROM datasets_sample WHERE batch_id = %s",
+            [batch.pk],
+        )
+        cursor.execute("ANALYZE")
+    assert CheckResult.objects.filter(batch=batch).exists()
+    return {
+        "dataset": dataset.pk,
+        "batch": batch.pk,
+        "lead": lead.pk,
+        "reviewers": [r.pk for r in reviewers],
+        "load_seconds": loaded,
+    }
+
+
+def child_reviewer(queue_id: int, user_id: int, count: int) -> dict:
+    """One reviewer: claim-next then approve, ``count`` times; claim latencies in ms."""
+    from django.contrib.auth import get_user_model
+
+    from review.models import ReviewQueue
+    from review.services import decision_record, item_claim_next
+
+    queue = ReviewQueue.objects.get(pk=queue_id)
+    user = get_user_model().objects.get(pk=user_id)
+    claims, decisions = [], []
+    for n in range(count):
+        start = time.perf_counter()
+        item = item_claim_next(queue=queue, user=user)
+        claims.append((time.perf_counter() - start) * 1000)
+        if item is None:
+            break
+        start = time.perf_counter()
+        decision_record(
+            item_id=item.pk,
+            user=user,
+            action="approve" if n % 5 else "reject",
+            reason="" if n % 5 else "low_quality",
+            claim_seq=item.claim_seq,
+            idempotency_key=f"bench-{user_id}-{item.pk}",
+        )
+        decisions.append((time.perf_counter() - start) * 1000)
+    return {"claims": claims, "decisions": decisions}
+
+
+def pages(queue_id: int, lead_id: int) -> dict:
+    """Server time of the queue page (full and htmx list) by keyset cursor at each depth,
+    and the same list by OFFSET, side by side."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from review.models import ReviewItem, ReviewQueue
+    from review.selectors import item_page, offset_item_page
+
+    queue = ReviewQueue.objects.select_related("dataset").get(pk=queue_id)
+    client = Client()
+    client.force_login(get_user_model().objects.get(pk=lead_id))
+    url = reverse("review:queue", args=[queue.dataset.slug, queue.pk])
+    ids = list(ReviewItem.objects.filter(queue=queue).order_by("-pk").values_list("pk", flat=True))
+    results = {}
+    for depth in [d for d in DEPTHS if d < len(ids)]:
+        after = ids[depth - 1] if depth else None
+        query = f"?after={after}" if after else ""
+        row = {}
+        for name, headers in (("list", {"HX-Request": "true"}), ("page", {})):
+            times, queries = [], set()
+            for _ in range(REPEATS):
+                with CaptureQueriesContext(connection) as ctx:
+                    start = time.perf_counter()
+                    response = client.get(url + query, headers=headers)
+                    times.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200, response.status_code
+                queries.add(len(ctx.captured_queries))
+            row[name] = {"p95": p95(times), "queries": sorted(queries)}
+        keyset, offset = [], []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            page = item_page(queue=queue, after=after)
+            keyset.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            rows = offset_item_page(queue=queue, offset=depth)
+            offset.append((time.perf_counter() - start) * 1000)
+            assert [i.pk for i in rows] == [i.pk for i in page.items]
+        row["keyset_p50"] = statistics.median(keyset)
+        row["offset_p50"] = statistics.median(offset)
+        results[depth] = row
+    return results
+
+
+def run_child(args: list[str], database_url: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--database-url", database_url, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def collect(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed:\n{out[-2000:]}\n{err[-4000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--claims", type=int, default=300, help="per reviewer")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+
+    if args.child:
+        _django(args.database_url)
+        mode, *rest = args.child
+        if mode == "load":
+            result = load(int(rest[0]))
+        elif mode == "build":
+            from django.db import connection
+
+            from datasets.models import Batch
+            from review.services import queue_build
+
+            start = time.perf_counter()
+            queue, _ = queue_build(batch=Batch.objects.get(pk=int(rest[0])), seed=2024)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE review_reviewitem")
+            result = {
+                "queue": queue.pk,
+                "items": queue.items.count(),
+                "seconds": time.perf_counter() - start,
+            }
+        elif mode == "review":
+            result = child_reviewer(int(rest[0]), int(rest[1]), int(rest[2]))
+        else:
+            result = pages(int(rest[0]), int(rest[1]))
+        print(json.dumps(result))
+        return
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    if not base.startswith("postgres"):
+        raise SystemExit("The review benchmark measures PostgreSQL: set DATABASE_URL.")
+    server, _, _ = base.rpartition("/")
+    database_url = f"{server}/{BENCH_DB}"
+    subprocess.run(["psql", base, "-qc", f"DROP DATABASE IF EXISTS {BENCH_DB}"], check=True)
+    subprocess.run(["psql", base, "-qc", f"CREATE DATABASE {BENCH_DB}"], check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+    print(f"loading {args.samples:,} samples with COPY ...", flush=True)
+    ids = collect(run_child(["--child", "load", str(args.samples)], database_url))
+    print(f"  loaded in {ids['load_seconds']:.1f} s", flush=True)
+    built = collect(run_child(["--child", "build", str(ids["batch"])], database_url))
+    print(f"queue built: {built['items']:,} items in {built['seconds']:.1f} s", flush=True)
+
+    print(f"{REVIEWERS} reviewers x {args.claims} claims at once ...", flush=True)
+    procs = [
+        run_child(
+            ["--child", "review", str(built["queue"]), str(pk), str(args.claims)], database_url
+        )
+        for pk in ids["reviewers"]
+    ]
+    claims, decisions = [], []
+    for proc in procs:
+        result = collect(proc)
+        claims += result["claims"]
+        decisions += result["decisions"]
+    print(
+        f"claim-next: n={len(claims)} p50 {statistics.median(claims):.2f} ms "
+        f"p95 {p95(claims):.2f} ms (target <= 10); decision p95 {p95(decisions):.2f} ms"
+    )
+
+    print("queue pages by depth ...", flush=True)
+    rows = collect(
+        run_child(["--child", "pages", str(built["queue"]), str(ids["lead"])], database_url)
+    )
+    print()
+    print(
+        f"{'depth':>7} {'list p95':>9} {'page p95':>9} {'queries':>12} "
+        f"{'keyset p50':>11} {'OFFSET p50':>11} {'x faster':>9}"
+    )
+    for depth, row in rows.items():
+        ratio = row["offset_p50"] / row["keyset_p50"]
+        queries = f"{row['list']['queries']}/{row['page']['queries']}"
+        print(
+            f"{int(depth):>7,} {row['list']['p95']:>7.1f}ms {row['page']['p95']:>7.1f}ms "
+            f"{queries:>12} {row['keyset_p50']:>9.2f}ms {row['offset_p50']:>9.2f}ms {ratio:>8.1f}x"
+        )
+    print()
+    worst_list = max(row["list"]["p95"] for row in rows.values())
+    worst_page = max(row["page"]["p95"] for row in rows.values())
+    deep = [r["offset_p50"] / r["keyset_p50"] for d, r in rows.items() if int(d) >= 30_000]
+    counts = {tuple(r["list"]["queries"]) for r in rows.values()} | {
+        tuple(r["page"]["queries"]) for r in rows.values()
+    }
+    print(f"list p95 worst {worst_list:.1f} ms, page p95 worst {worst_page:.1f} ms (target <= 50)")
+    if deep:
+        print(f"keyset vs OFFSET at depth >= 30k: min {min(deep):.1f}x (target >= 20)")
+    print(f"queries per request at every depth: {sorted(counts)} (target: one value per view)")
+
+
+if __name__ == "__main__":
+    main()

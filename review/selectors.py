@@ -1,0 +1,414 @@
+"""Reads of the review app: queues, progress, item pages, the audit log, agreement.
+
+Lists are keyset pages (``id < cursor``), never OFFSET, and counts are capped, so a queue
+page costs the same at any depth. Agreement is computed from the decisions in force (not
+undone) and the latest check results, never from stored counters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Substr
+
+from datasets.access import datasets_visible_to
+from datasets.models import Batch, CheckResult
+from datasets.selectors.browse import COUNT_CAP, CappedCount, Page, capped_count
+from review.models import AuditEntry, Decision, ReviewItem, ReviewQueue
+from review.services.queues import review_settings_for
+from synthaug.engine.agreement import Agreement, agreement
+
+PAGE_SIZE = 50
+TEXT_HEAD_CHARS = 200
+
+
+# Queues ----------------------------------------------------------------------------------
+
+
+def queues_for_user(*, user) -> QuerySet[ReviewQueue]:
+    """The queues in the user's datasets, newest first, with capped open and done counts and
+    what the user holds (one query)."""
+    from django.db.models import OuterRef
+
+    items = ReviewItem.objects.filter(queue=OuterRef("pk"))
+    return (
+        ReviewQueue.objects.filter(dataset__in=datasets_visible_to(user))
+        .select_related("dataset", "batch")
+        .annotate(
+            open_count=CappedCount(items.filter(state=ReviewItem.State.OPEN)),
+            done_count=CappedCount(items.filter(state=ReviewItem.State.DONE)),
+            mine_count=CappedCount(items.filter(state=ReviewItem.State.CLAIMED, claimed_by=user)),
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+@dataclass(frozen=True)
+class ReviewerProgress:
+    reviewer_id: int | None
+    username: str
+    decided: int
+    approved: int
+    rejected: int
+    holding: int
+
+
+@dataclass(frozen=True)
+class QueueProgress:
+    total: int
+    open: int
+    claimed: int
+    done: int
+    by_reason: dict[str, int]
+    by_stratum: dict[str, dict[str, int]]
+    reviewers: list[ReviewerProgress]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 100
+
+
+def queue_progress(*, queue: ReviewQueue) -> QueueProgress:
+    """Counts by state, reason and stratum, and per reviewer (three grouped queries)."""
+    by_state: dict[str, int] = defaultdict(int)
+    by_reason: dict[str, int] = defaultdict(int)
+    by_stratum: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "done": 0})
+    rows = (
+        ReviewItem.objects.filter(queue=queue)
+        .values("state", "reason", "stratum")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        by_state[row["state"]] += row["n"]
+        by_reason[row["reason"]] += row["n"]
+        by_stratum[row["stratum"]]["total"] += row["n"]
+        if row["state"] == ReviewItem.State.DONE:
+            by_stratum[row["stratum"]]["done"] += row["n"]
+    holding = dict(
+        ReviewItem.objects.filter(queue=queue, state=ReviewItem.State.CLAIMED)
+        .values_list("claimed_by")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    decided = (
+        Decision.objects.filter(
+            queue=queue, action__in=(Decision.Action.APPROVE, Decision.Action.REJECT)
+        )
+        .filter(undone_by__isnull=True)
+        .values("reviewer", "reviewer__username")
+        .annotate(
+            n=Count("pk"),
+            approved=Count("pk", filter=Q(action=Decision.Action.APPROVE)),
+            rejected=Count("pk", filter=Q(action=Decision.Action.REJECT)),
+        )
+        .order_by("reviewer__username")
+    )
+    reviewers = [
+        ReviewerProgress(
+            reviewer_id=row["reviewer"],
+            username=row["reviewer__username"] or "(deleted user)",
+            decided=row["n"],
+            approved=row["approved"],
+            rejected=row["rejected"],
+            holding=holding.pop(row["reviewer"], 0),
+        )
+        for row in decided
+    ]
+    if holding:
+        from django.contrib.auth import get_user_model
+
+        names = dict(get_user_model().objects.filter(pk__in=holding).values_list("pk", "username"))
+        reviewers += [
+            ReviewerProgress(pk, names.get(pk, "?"), 0, 0, 0, n) for pk, n in holding.items()
+        ]
+    return QueueProgress(
+        total=sum(by_state.values()),
+        open=by_state[ReviewItem.State.OPEN],
+        claimed=by_state[ReviewItem.State.CLAIMED],
+        done=by_state[ReviewItem.State.DONE],
+        by_reason=dict(by_reason),
+        by_stratum=dict(sorted(by_stratum.items())),
+        reviewers=reviewers,
+    )
+
+
+def item_page(
+    *,
+    queue: ReviewQueue,
+    state: str | None = None,
+    sample_ids: set[int] | None = None,
+    after: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[ReviewItem]:
+    """One keyset page of the queue's items by id, with the sample's first characters.
+
+    Two queries at any depth (the rows and a capped count); ``sample_ids`` narrows the page
+    to those samples (e.g. where the judge and a person disagreed).
+    """
+    matching = ReviewItem.objects.filter(queue=queue)
+    if state:
+        matching = matching.filter(state=state)
+    if sample_ids is not None:
+        matching = matching.filter(sample_id__in=sorted(sample_ids))
+    rows = matching.select_related("claimed_by", "assigned_to").annotate(
+        text_head=Substr("sample__text", 1, TEXT_HEAD_CHARS + 1)
+    )
+    if after is not None:
+        rows = rows.filter(pk__lt=after)
+    found = list(rows.order_by("-pk")[: limit + 1])
+    items = found[:limit]
+    return Page(
+        items=items,
+        next_after=items[-1].pk if len(found) > limit else None,
+        prev_before=None,
+        count=capped_count(matching),
+        is_first=after is None,
+    )
+
+
+def offset_item_page(
+    *, queue: ReviewQueue, offset: int, limit: int = PAGE_SIZE
+) -> list[ReviewItem]:
+    """The same page by OFFSET: the baseline the benchmark measures keyset pages against."""
+    rows = (
+        ReviewItem.objects.filter(queue=queue)
+        .select_related("claimed_by", "assigned_to")
+        .annotate(text_head=Substr("sample__text", 1, TEXT_HEAD_CHARS + 1))
+        .order_by("-pk")
+    )
+    return list(rows[offset : offset + limit])
+
+
+def audit_page(
+    *, dataset_id: int, queue: ReviewQueue | None = None, after: int | None = None
+) -> Page[AuditEntry]:
+    entries = AuditEntry.objects.filter(dataset_id=dataset_id)
+    if queue is not None:
+        entries = entries.filter(queue=queue)
+    rows = entries.select_related("actor")
+    if after is not None:
+        rows = rows.filter(pk__lt=after)
+    found = list(rows.order_by("-pk")[: PAGE_SIZE + 1])
+    items = found[:PAGE_SIZE]
+    return Page(
+        items=items,
+        next_after=items[-1].pk if len(found) > PAGE_SIZE else None,
+        prev_before=None,
+        count=capped_count(entries),
+        is_first=after is None,
+    )
+
+
+def last_decision(*, queue: ReviewQueue, user) -> Decision | None:
+    """The user's last decision in force in this queue (what "undo" would undo)."""
+    return (
+        Decision.objects.filter(
+            queue=queue, reviewer=user, via=Decision.Via.REVIEW, undone_by__isnull=True
+        )
+        .exclude(action=Decision.Action.UNDO)
+        .only("pk", "action", "sample_id")
+        .order_by("-id")
+        .first()
+    )
+
+
+# Agreement -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """Judge-vs-human agreement of one batch's spot check, and between people.
+
+    ``judge`` compares the latest judge verdict with each human verdict in force (approve =
+    pass); ``by_check`` does the same for each check kind; ``by_stratum`` splits ``judge``
+    by stratum. ``people`` compares two reviewers' verdicts on overlapping items.
+    """
+
+    judge: Agreement
+    by_check: dict[str, Agreement]
+    by_stratum: dict[str, Agreement]
+    people: Agreement
+    judge_disagreements: set[int] = field(default_factory=set)
+    people_disagreements: set[int] = field(default_factory=set)
+    kappa_min: float = 0.6
+    min_decisions: int = 10
+
+    @property
+    def stable(self) -> bool:
+        """The judge can be trusted: enough decisions and kappa at or above the threshold."""
+        return (
+            self.judge.n >= self.min_decisions
+            and self.judge.kappa is not None
+            and self.judge.kappa >= self.kappa_min
+        )
+
+    @property
+    def why_unstable(self) -> str:
+        if self.stable:
+            return ""
+        if self.judge.n < self.min_decisions:
+            return (
+                f"Only {self.judge.n} human decisions with a judge verdict; "
+                f"at least {self.min_decisions} are needed to measure the judge."
+            )
+        if self.judge.kappa is None:
+            return "Kappa is undefined: the judge or the people gave one verdict to everything."
+        return f"Cohen's kappa {self.judge.kappa:.2f} is below the threshold {self.kappa_min:.2f}."
+
+
+def _verdicts(batch: Batch) -> tuple[list[dict], dict[int, dict[str, bool]]]:
+    decisions = list(
+        Decision.objects.filter(
+            queue__batch=batch,
+            action__in=(Decision.Action.APPROVE, Decision.Action.REJECT),
+            undone_by__isnull=True,
+        )
+        .values("sample_id", "reviewer_id", "action", "item__stratum", "item__copy")
+        .order_by("id")
+    )
+    checks: dict[int, dict[str, bool]] = defaultdict(dict)
+    samples = {row["sample_id"] for row in decisions}
+    if samples:
+        rows = (
+            CheckResult.objects.filter(sample_id__in=sorted(samples))
+            .order_by("sample_id", "kind", "id")
+            .values_list("sample_id", "kind", "passed")
+        )
+        for sample_id, kind, passed in rows:  # ascending id: the last one written wins
+            checks[sample_id][kind] = passed
+    return decisions, checks
+
+
+def judge_agreement(*, batch: Batch) -> AgreementReport:
+    """Agreement figures for a batch's spot check (three queries)."""
+    policy = review_settings_for(dataset=batch.dataset)
+    decisions, checks = _verdicts(batch)
+    pairs: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    strata: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    judge_disagreements: set[int] = set()
+    by_sample: dict[int, dict[int, bool]] = defaultdict(dict)
+    for row in decisions:
+        human = row["action"] == Decision.Action.APPROVE
+        by_sample[row["sample_id"]][row["reviewer_id"]] = human
+        for kind, passed in checks.get(row["sample_id"], {}).items():
+            pairs[kind].append((passed, human))
+            if kind == CheckResult.Check.JUDGE:
+                strata[row["item__stratum"]].append((passed, human))
+                if passed != human:
+                    judge_disagreements.add(row["sample_id"])
+    people_pairs = []
+    people_disagreements: set[int] = set()
+    for sample_id, verdicts in by_sample.items():
+        if len(verdicts) >= 2:
+            first, second = list(verdicts.values())[:2]
+            people_pairs.append((first, second))
+            if first != second:
+                people_disagreements.add(sample_id)
+    return AgreementReport(
+        judge=agreement(pairs.get(CheckResult.Check.JUDGE, [])),
+        by_check={kind: agreement(pairs[kind]) for kind in sorted(pairs)},
+        by_stratum={name: agreement(strata[name]) for name in sorted(strata)},
+        people=agreement(people_pairs),
+        judge_disagreements=judge_disagreements,
+        people_disagreements=people_disagreements,
+        kappa_min=policy.judge_kappa_min,
+        min_decisions=policy.judge_min_decisions,
+    )
+
+
+def judge_is_stable(*, batch: Batch) -> bool:
+    """For the release gates: the batch's judge agrees well enough with people."""
+    return judge_agreement(batch=batch).stable
+
+
+def queue_counts_capped(queue: ReviewQueue) -> int:
+    return capped_count(ReviewItem.objects.filter(queue=queue), cap=COUNT_CAP)
+
+
+# The review page -------------------------------------------------------------------------
+
+# Context shown around the grounding span, and the size past which no diff is drawn.
+PASSAGE_CONTEXT = 300
+DIFF_MAX_CHARS = 20_000
+
+
+@dataclass
+class ItemView:
+    """What the review page shows about one held item (built by ``hand_details``)."""
+
+    item: ReviewItem
+    sample: object
+    parent: object | None
+    checks: list[CheckResult]
+    judge: CheckResult | None
+    diff: list | None = None
+    diff_skipped: bool = False
+    before_span: str = ""
+    span: str = ""
+    after_span: str = ""
+
+
+def hand_details(*, items: list[ReviewItem]) -> list[ItemView]:
+    """The samples of the held items with parent, grounding window and latest checks.
+
+    Two queries for any number of items: the samples (parent and document joined, only a
+    window of the document's text cut by the database) and their check results.
+    """
+    from django.db.models import F, Value
+    from django.db.models.functions import Greatest
+
+    from datasets.models import Sample
+    from synthaug.engine.text import flatten
+    from synthaug.engine.textdiff import diff_lines
+
+    if not items:
+        return []
+    start = Greatest(F("passage_start") - PASSAGE_CONTEXT + 1, Value(1))
+    samples = {
+        sample.pk: sample
+        for sample in Sample.objects.filter(pk__in=[item.sample_id for item in items])
+        .select_related("parent", "source_document", "batch", "difficulty_set_by")
+        .defer("source_document__text")
+        .annotate(
+            window_start=start,
+            window=Substr(
+                "source_document__text",
+                start,
+                F("passage_end") - start + PASSAGE_CONTEXT + 1,
+            ),
+        )
+    }
+    latest: dict[int, dict[str, CheckResult]] = defaultdict(dict)
+    for check in CheckResult.objects.filter(sample_id__in=list(samples)).order_by("id"):
+        latest[check.sample_id][check.kind] = check
+    views = []
+    for item in items:
+        sample = samples[item.sample_id]
+        checks = latest.get(sample.pk, {})
+        view = ItemView(
+            item=item,
+            sample=sample,
+            parent=sample.parent,
+            checks=[checks[kind] for kind in CheckResult.Check.values if kind in checks],
+            judge=checks.get(CheckResult.Check.JUDGE),
+        )
+        if sample.parent is not None:
+            left, right = flatten(sample.parent.input), flatten(sample.input)
+            if len(left) + len(right) <= DIFF_MAX_CHARS:
+                view.diff = diff_lines(left, right)
+            else:
+                view.diff_skipped = True
+        window = getattr(sample, "window", None)
+        if window and sample.passage_start is not None and sample.passage_end is not None:
+            offset = sample.passage_start - (sample.window_start - 1)
+            length = sample.passage_end - sample.passage_start
+            view.before_span = window[:offset]
+            view.span = window[offset : offset + length]
+            view.after_span = window[offset + length :]
+        elif sample.source_passage:
+            view.span = sample.source_passage
+        views.append(view)
+    return views

@@ -1,0 +1,128 @@
+"""Agreement statistics and reproducible stratified sampling: plain inputs, plain outputs.
+
+Agreement between two raters who each say pass/fail (the judge and a person, or two
+people) is reported as accuracy (share of items where they agree) with a Wilson score
+interval, and Cohen's kappa with an *analytic* large-sample interval: the standard error
+``sqrt(po * (1 - po) / (n * (1 - pe) ** 2))`` (Cohen 1960), at 95 % (z = 1.96). Kappa is
+undefined when chance agreement is 1 (both raters said the same thing about every item);
+it is then ``None`` and the pages say so instead of showing a number.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int
+    agree: int
+    accuracy: float | None
+    accuracy_low: float | None
+    accuracy_high: float | None
+    kappa: float | None
+    kappa_low: float | None
+    kappa_high: float | None
+    # Cells of the 2x2 table: (rater a, rater b) -> count, both pass, a only, b only, neither.
+    both_pass: int = 0
+    a_only: int = 0
+    b_only: int = 0
+    both_fail: int = 0
+
+    @property
+    def disagree(self) -> int:
+        return self.n - self.agree
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (well-behaved at 0, 1 and small n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def agreement(pairs: Iterable[tuple[bool, bool]]) -> Agreement:
+    """Accuracy and Cohen's kappa of two raters' pass/fail verdicts on the same items."""
+    both_pass = a_only = b_only = both_fail = 0
+    for a, b in pairs:
+        if a and b:
+            both_pass += 1
+        elif a:
+            a_only += 1
+        elif b:
+            b_only += 1
+        else:
+            both_fail += 1
+    n = both_pass + a_only + b_only + both_fail
+    agree = both_pass + both_fail
+    if n == 0:
+        return Agreement(0, 0, None, None, None, None, None, None)
+    po = agree / n
+    a_pass = (both_pass + a_only) / n
+    b_pass = (both_pass + b_only) / n
+    pe = a_pass * b_pass + (1 - a_pass) * (1 - b_pass)
+    low, high = wilson(agree, n)
+    kappa = kappa_low = kappa_high = None
+    if pe < 1:
+        kappa = (po - pe) / (1 - pe)
+        se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
+        kappa_low = max(-1.0, kappa - Z95 * se)
+        kappa_high = min(1.0, kappa + Z95 * se)
+    return Agreement(
+        n=n,
+        agree=agree,
+        accuracy=po,
+        accuracy_low=low,
+        accuracy_high=high,
+        kappa=kappa,
+        kappa_low=kappa_low,
+        kappa_high=kappa_high,
+        both_pass=both_pass,
+        a_only=a_only,
+        b_only=b_only,
+        both_fail=both_fail,
+    )
+
+
+def stratified_pick(
+    strata: Mapping[str, Sequence[int]], *, rate: float, minimum: int, seed: int
+) -> dict[str, list[int]]:
+    """A reproducible random sample of each stratum: ``max(ceil(rate * size), minimum)``
+    ids (all of them when the stratum is smaller), chosen by a generator seeded with
+    ``seed`` and the stratum's name, so adding a stratum does not change the others' picks.
+
+    The ids of each stratum are sorted first: the result depends on the set of ids, not on
+    the order the database returned them in.
+    """
+    picked: dict[str, list[int]] = {}
+    for name in sorted(strata):
+        ids = sorted(strata[name])
+        want = min(len(ids), max(math.ceil(rate * len(ids)), minimum))
+        rng = random.Random(f"{seed}:{name}")
+        picked[name] = sorted(rng.sample(ids, want))
+    return picked
+
+
+def shuffled_positions(ids: Sequence[int], *, seed: int) -> dict[int, int]:
+    """A reproducible queue order: id -> position 0..n-1 (a seeded shuffle of sorted ids)."""
+    order = sorted(ids)
+    random.Random(f"{seed}:order").shuffle(order)
+    return {pk: position for position, pk in enumerate(order)}
+
+
+def overlap_pick(ids: Sequence[int], *, share: float, seed: int) -> set[int]:
+    """The ids (a seeded ``share`` of them) that a second reviewer also sees."""
+    if share <= 0 or not ids:
+        return set()
+    order = sorted(ids)
+    count = min(len(order), math.ceil(share * len(order)))
+    return set(random.Random(f"{seed}:overlap").sample(order, count))

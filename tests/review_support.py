@@ -1,0 +1,62 @@
+"""Shared builders for the review tests: a checked batch with synthetic samples and check
+results written directly (the checks stage is another part of the pipeline)."""
+
+from __future__ import annotations
+
+from datasets.models import Batch, CheckResult, Dataset, Sample
+from tests.factories import sample_fields
+
+
+def checked_batch(
+    dataset: Dataset,
+    *,
+    count: int = 20,
+    method: str = Batch.Method.PARAPHRASE,
+    difficulties: tuple[str, ...] = ("easy", "medium"),
+    judge_pass=lambda n: n % 3 != 0,
+    borderline=lambda n: False,
+    text=lambda n: None,
+) -> tuple[Batch, list[Sample]]:
+    """A READY batch of ``count`` synthetic samples, each with a judge and a format result."""
+    batch = Batch.objects.create(
+        dataset=dataset,
+        method=method,
+        requested_count=count,
+        status=Batch.Status.READY,
+        seed=1234,
+    )
+    samples = Sample.objects.bulk_create(
+        [
+            Sample(
+                **sample_fields(
+                    dataset,
+                    text=text(n),
+                    origin=Sample.Origin.SYNTHETIC,
+                    batch=batch,
+                    seq=n,
+                    method=method,
+                    difficulty=difficulties[n % len(difficulties)],
+                    difficulty_auto=difficulties[n % len(difficulties)],
+                    difficulty_source=Sample.DifficultySource.AUTO,
+                )
+            )
+            for n in range(count)
+        ]
+    )
+    CheckResult.objects.bulk_create(
+        [
+            CheckResult(
+                sample=sample,
+                batch=batch,
+                kind=kind,
+                passed=judge_pass(n) if kind == "judge" else True,
+                score=0.8 if judge_pass(n) else 0.2,
+                borderline=kind == "judge" and borderline(n),
+                detail=f"{kind} rationale {n}",
+                model="offline rules v1",
+            )
+            for n, sample in enumerate(samples)
+            for kind in ("format", "judge")
+        ]
+    )
+    return batch, samples

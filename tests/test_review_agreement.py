@@ -1,0 +1,157 @@
+"""Agreement statistics (pure engine) and the batch-level figures the release gates read."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from datasets.models import CheckResult
+from review.models import ReviewSettings
+from review.selectors import judge_agreement, judge_is_stable
+from review.services import (
+    bulk_decide,
+    decision_record,
+    decision_undo,
+    item_claim_next,
+    queue_build,
+)
+from synthaug.engine.agreement import agreement, stratified_pick, wilson
+from tests.review_support import checked_batch
+
+
+def test_perfect_agreement_has_kappa_one():
+    result = agreement([(True, True)] * 6 + [(False, False)] * 4)
+    assert result.n == 10
+    assert result.accuracy == 1.0
+    assert result.kappa == pytest.approx(1.0)
+
+
+def test_kappa_matches_a_worked_example():
+    # Classic 2x2: 20 both yes, 5 a-only, 10 b-only, 15 both no (n=50).
+    pairs = [(True, True)] * 20 + [(True, False)] * 5 + [(False, True)] * 10 + [(False, False)] * 15
+    result = agreement(pairs)
+    po = 35 / 50
+    pe = (25 / 50) * (30 / 50) + (25 / 50) * (20 / 50)
+    assert result.accuracy == pytest.approx(po)
+    assert result.kappa == pytest.approx((po - pe) / (1 - pe))  # 0.4
+    se = math.sqrt(po * (1 - po) / (50 * (1 - pe) ** 2))
+    assert result.kappa_low == pytest.approx(0.4 - 1.959963984540054 * se)
+    assert result.kappa_low < result.kappa < result.kappa_high
+    assert result.disagree == 15
+
+
+def test_kappa_is_undefined_when_both_raters_say_one_thing():
+    result = agreement([(True, True)] * 5)
+    assert result.accuracy == 1.0
+    assert result.kappa is None
+    assert agreement([]).accuracy is None
+
+
+def test_wilson_interval_stays_in_bounds():
+    low, high = wilson(10, 10)
+    assert 0.6 < low < 1.0
+    assert high == pytest.approx(1.0)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_stratified_pick_is_stable_per_stratum():
+    strata = {"a": list(range(100)), "b": list(range(100, 110))}
+    first = stratified_pick(strata, rate=0.1, minimum=3, seed=1)
+    assert [len(first["a"]), len(first["b"])] == [10, 3]
+    more = stratified_pick({**strata, "c": [999]}, rate=0.1, minimum=3, seed=1)
+    assert more["a"] == first["a"]
+    assert more["c"] == [999]
+
+
+@pytest.mark.django_db
+def test_judge_agreement_per_batch_check_and_stratum(dataset, alice, bob):
+    ReviewSettings.objects.create(
+        dataset=dataset,
+        sample_rate=1.0,
+        min_per_stratum=1,
+        judge_kappa_min=0.5,
+        judge_min_decisions=5,
+        overlap_share=0.0,
+    )
+    # Judge passes n % 3 != 0; the person approves exactly what the judge passes except n=1.
+    batch, samples = checked_batch(dataset, count=12)
+    queue, _ = queue_build(batch=batch, seed=2)
+    by_sample = {s.pk: n for n, s in enumerate(samples)}
+    while (item := item_claim_next(queue=queue, user=bob)) is not None:
+        n = by_sample[item.sample_id]
+        approve = (n % 3 != 0) and n != 1
+        decision_record(
+            item_id=item.pk,
+            user=bob,
+            action="approve" if approve else "reject",
+            reason="" if approve else "low_quality",
+            claim_seq=item.claim_seq,
+            idempotency_key=f"k{item.pk}",
+        )
+    report = judge_agreement(batch=batch)
+    assert report.judge.n == 12
+    assert report.judge.agree == 11
+    assert report.judge_disagreements == {samples[1].pk}
+    assert set(report.by_check) == {"format", "judge"}
+    # Format passed everything: agreement no better than chance, kappa 0.
+    assert report.by_check["format"].kappa == pytest.approx(0.0)
+    assert set(report.by_stratum) == {"easy / paraphrase", "medium / paraphrase"}
+    assert sum(a.n for a in report.by_stratum.values()) == 12
+    assert report.judge.kappa > 0.5
+    assert report.stable
+    assert judge_is_stable(batch=batch)
+
+    # A later judge row counts, not the first: flip three verdicts and the judge is unstable.
+    for sample in samples[3:12:3]:
+        CheckResult.objects.create(sample=sample, batch=batch, kind="judge", passed=True)
+    for sample in samples[2:8:3]:
+        CheckResult.objects.create(sample=sample, batch=batch, kind="judge", passed=False)
+    flipped = judge_agreement(batch=batch)
+    assert flipped.judge.agree == 6
+    assert not flipped.stable
+    assert "below the threshold" in flipped.why_unstable
+
+
+@pytest.mark.django_db
+def test_undone_decisions_do_not_count_and_people_agreement_uses_overlap(dataset, alice, bob):
+    ReviewSettings.objects.create(
+        dataset=dataset,
+        sample_rate=1.0,
+        min_per_stratum=1,
+        overlap_share=1.0,
+        judge_min_decisions=1,
+    )
+    batch, samples = checked_batch(dataset, count=4)
+    queue, _ = queue_build(batch=batch, seed=3)
+    for user, verdict in ((bob, "approve"), (alice, "reject")):
+        while (item := item_claim_next(queue=queue, user=user)) is not None:
+            decision_record(
+                item_id=item.pk,
+                user=user,
+                action=verdict,
+                reason="other" if verdict == "reject" else "",
+                claim_seq=item.claim_seq,
+                idempotency_key=f"{user.pk}-{item.pk}",
+            )
+    report = judge_agreement(batch=batch)
+    assert report.people.n == 4
+    assert report.people.agree == 0
+    assert report.people_disagreements == {s.pk for s in samples}
+    assert report.judge.n == 8
+    decision_undo(queue=queue, user=alice, idempotency_key="undo")
+    assert judge_agreement(batch=batch).judge.n == 7
+    assert judge_agreement(batch=batch).people.n == 3
+
+
+@pytest.mark.django_db
+def test_too_few_decisions_is_not_stable(dataset, alice):
+    batch, _ = checked_batch(dataset, count=4)
+    queue, _ = queue_build(batch=batch)
+    assert not judge_is_stable(batch=batch)
+    bulk_decide(
+        queue=queue, item_ids=queue.items.values_list("pk", flat=True), by=alice, action="approve"
+    )
+    report = judge_agreement(batch=batch)
+    assert report.judge.n == 4
+    assert "at least 10" in report.why_unstable

@@ -1,0 +1,228 @@
+"""Claims and decisions: leases, stale submits, double submits, undo, derived sample state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from datasets.models import Sample
+from datasets.signals import samples_changed
+from review.models import AuditEntry, Decision, ReviewItem, ReviewSettings
+from review.services import (
+    DecisionRefused,
+    StaleClaim,
+    bulk_decide,
+    decision_record,
+    decision_undo,
+    item_claim_next,
+    queue_build,
+    queue_reassign,
+    review_hand,
+)
+from tests.review_support import checked_batch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queue(dataset):
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=6)
+    queue, _ = queue_build(batch=batch, seed=5)
+    return queue
+
+
+def _decide(item, user, action="approve", key=None, **kw):
+    return decision_record(
+        item_id=item.pk,
+        user=user,
+        action=action,
+        claim_seq=item.claim_seq,
+        idempotency_key=key or f"k-{item.pk}-{item.claim_seq}-{action}",
+        **kw,
+    )
+
+
+def test_it_claims_in_queue_order_and_never_twice(queue, alice, bob):
+    first = item_claim_next(queue=queue, user=alice)
+    second = item_claim_next(queue=queue, user=bob)
+    ordered = list(queue.items.order_by("position").values_list("pk", flat=True))
+    assert [first.pk, second.pk] == ordered[:2]
+    stored = ReviewItem.objects.get(pk=first.pk)
+    assert stored.state == "claimed"
+    assert stored.claimed_by == alice
+    assert stored.claim_seq == first.claim_seq == 1
+
+
+def test_an_approval_is_recorded_once_and_derives_the_sample_state(queue, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    decision, created = _decide(item, bob, key="same-key")
+    again, created_again = _decide(item, bob, key="same-key")  # the double submit
+    assert created
+    assert not created_again
+    assert again.pk == decision.pk
+    assert Decision.objects.filter(item=item).count() == 1
+    assert AuditEntry.objects.filter(decision=decision).count() == 1
+    sample = Sample.objects.get(pk=item.sample_id)
+    assert sample.review_status == "approved"
+    assert ReviewItem.objects.get(pk=item.pk).state == "done"
+    assert decision.before["review_status"] == ""
+    assert decision.after["review_status"] == "approved"
+
+
+def test_signal_after_commit(queue, bob, django_capture_on_commit_callbacks):
+    item = item_claim_next(queue=queue, user=bob)
+    got: list[dict] = []
+
+    def listener(sender, **kwargs):
+        got.append(kwargs)
+
+    samples_changed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            _decide(item, bob, "reject", reason="unfaithful")
+    finally:
+        samples_changed.disconnect(listener)
+    assert got == [
+        {"signal": samples_changed, "dataset_id": queue.dataset_id, "sample_ids": [item.sample_id]}
+    ]
+
+
+def test_a_reject_needs_a_reason_and_a_retag_a_level(queue, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    with pytest.raises(DecisionRefused, match="reason"):
+        _decide(item, bob, "reject")
+    with pytest.raises(DecisionRefused, match="difficulty"):
+        _decide(item, bob, "retag")
+    assert not Decision.objects.exists()
+
+
+def test_an_expired_lease_returns_the_item_and_a_stale_submit_is_refused(queue, alice, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    later = timezone.now() + timedelta(seconds=queue.lease_seconds + 1)
+    # Nobody else took it yet: bob may still decide... but here alice claims it first.
+    taken = item_claim_next(queue=queue, user=alice, now=later)
+    assert taken.pk == item.pk
+    assert taken.claim_seq == item.claim_seq + 1
+    with pytest.raises(StaleClaim, match="went to someone else"):
+        _decide(item, bob)
+    decision, _ = _decide(taken, alice)
+    assert decision.reviewer == alice
+    assert Decision.objects.filter(item=item).count() == 1
+
+
+def test_an_expired_lease_nobody_took_can_still_be_decided(queue, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    ReviewItem.objects.filter(pk=item.pk).update(lease_until=timezone.now() - timedelta(1))
+    decision, created = _decide(item, bob)
+    assert created
+    assert decision.item_id == item.pk
+
+
+def test_a_hand_prefetches_and_keeps_its_items(queue, bob):
+    hand = review_hand(queue=queue, user=bob)
+    assert len(hand) == 3
+    assert [i.pk for i in review_hand(queue=queue, user=bob)] == [i.pk for i in hand]
+    _decide(hand[0], bob)
+    after = review_hand(queue=queue, user=bob)
+    assert [i.pk for i in after[:2]] == [hand[1].pk, hand[2].pk]
+    assert len(after) == 3
+
+
+def test_retag_keeps_the_automatic_tag_and_undo_restores(queue, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    sample = Sample.objects.get(pk=item.sample_id)
+    auto = sample.difficulty_auto
+    _decide(item, bob, "retag", difficulty="hard", rationale="three constraints")
+    sample.refresh_from_db()
+    assert sample.difficulty == "hard"
+    assert sample.difficulty_source == "human"
+    assert sample.difficulty_set_by == bob
+    assert sample.difficulty_rationale == "three constraints"
+    assert sample.difficulty_auto == auto
+    # The item stays in hand after a re-tag; the verdict comes next.
+    assert ReviewItem.objects.get(pk=item.pk).state == "claimed"
+    _decide(item, bob, "approve")
+    sample.refresh_from_db()
+    assert sample.review_status == "approved"
+
+    undo = decision_undo(queue=queue, user=bob, idempotency_key="undo-1")
+    sample.refresh_from_db()
+    assert undo.undoes.action == "approve"
+    assert sample.review_status == ""
+    assert sample.difficulty == "hard"  # the re-tag is still in force
+    back = ReviewItem.objects.get(pk=item.pk)
+    assert back.state == "claimed"
+    assert back.claimed_by == bob
+    assert review_hand(queue=queue, user=bob)[0].pk == item.pk  # first again
+
+    decision_undo(queue=queue, user=bob, idempotency_key="undo-2")
+    sample.refresh_from_db()
+    assert sample.difficulty == auto
+    assert sample.difficulty_source == "auto"
+    assert sample.difficulty_set_by is None
+    # Append-only: four rows, none edited away.
+    assert list(Decision.objects.order_by("id").values_list("action", flat=True)) == [
+        "retag",
+        "approve",
+        "undo",
+        "undo",
+    ]
+    assert decision_undo(queue=queue, user=bob, idempotency_key="undo-2").pk == (
+        Decision.objects.get(idempotency_key="undo-2").pk
+    )
+
+
+def test_skip_moves_the_item_to_the_back(queue, bob, alice):
+    item = item_claim_next(queue=queue, user=bob)
+    _decide(item, bob, "skip")
+    stored = ReviewItem.objects.get(pk=item.pk)
+    assert stored.state == "open"
+    last = queue.items.order_by("-position").first()
+    assert last.pk == item.pk
+    assert item_claim_next(queue=queue, user=alice).pk != item.pk
+
+
+def test_overlap_copies_go_to_two_people(dataset, alice, bob):
+    ReviewSettings.objects.create(
+        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=1.0
+    )
+    batch, _ = checked_batch(dataset, count=3)
+    queue, _ = queue_build(batch=batch)
+    mine = []
+    while (item := item_claim_next(queue=queue, user=bob)) is not None:
+        mine.append(item.sample_id)
+    assert sorted(mine) == sorted(set(mine))  # never both copies of one sample
+    assert len(mine) == 3
+    theirs = []
+    while (item := item_claim_next(queue=queue, user=alice)) is not None:
+        theirs.append(item.sample_id)
+    assert sorted(theirs) == sorted(mine)
+
+
+def test_reassign_releases_a_claim_and_bulk_decides_with_audit(queue, alice, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    assert queue_reassign(queue=queue, item_ids=[item.pk], to=alice, by=alice) == 1
+    with pytest.raises(StaleClaim):
+        _decide(item, bob)
+    stored = ReviewItem.objects.get(pk=item.pk)
+    assert stored.assigned_to == alice
+    # Assigned items only go to their assignee.
+    others = {i.pk for i in iter(lambda: item_claim_next(queue=queue, user=bob), None)}
+    assert item.pk not in others
+
+    count = bulk_decide(
+        queue=queue,
+        item_ids=queue.items.values_list("pk", flat=True),
+        by=alice,
+        action="reject",
+        reason="low_quality",
+    )
+    assert count == 6
+    assert Sample.objects.filter(review_status="rejected").count() == 6
+    assert Decision.objects.filter(via="bulk").count() == 6
+    assert AuditEntry.objects.filter(action="bulk").count() == 1
+    assert AuditEntry.objects.filter(action="decision").count() == 6
+    assert bulk_decide(queue=queue, item_ids=[item.pk], by=alice, action="approve") == 0

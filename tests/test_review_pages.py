@@ -1,0 +1,277 @@
+"""The review pages through the test client, with and without HX-Request, their query
+counts, and who may do what (alice lead member, bob annotator member, charlie outsider)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from datasets.models import Sample
+from review.models import AuditEntry, Decision, ReviewItem, ReviewSettings
+from review.services import item_claim_next, queue_build
+from tests.review_support import checked_batch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queue(dataset):
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=8)
+    queue, _ = queue_build(batch=batch, seed=5)
+    return queue
+
+
+def url(name, queue, *args):
+    return reverse(f"review:{name}", args=[queue.dataset.slug, queue.pk, *args])
+
+
+def form_fields(html: str, item_pk: int) -> dict:
+    """The hidden fields of the decision form of one item, as the page rendered them."""
+    section = html[html.index(f'id="review-item-{item_pk}"') :]
+    claim = re.search(r'name="claim" value="(\d+)"', section).group(1)
+    key = re.search(r'name="key" value="([0-9a-f]+)"', section).group(1)
+    return {"claim": claim, "key": key}
+
+
+def test_the_review_page_shows_the_item_and_prefetches_the_next(bob_client, queue, bob):
+    response = bob_client.get(url("work", queue))
+    html = response.content.decode()
+    assert response.status_code == 200
+    held = list(
+        ReviewItem.objects.filter(queue=queue, claimed_by=bob, state="claimed").order_by(
+            "claimed_at", "position"
+        )
+    )
+    assert len(held) == 3
+    assert f'id="review-item-{held[0].pk}" data-item="{held[0].pk}" data-current' in html
+    assert f'id="review-item-{held[1].pk}" data-item="{held[1].pk}" hidden data-prefetched' in html
+    assert "judge rationale" in html
+    assert "<kbd>A</kbd>" in html
+    assert 'src="/static/synthaug/review.js"' in html
+
+
+def test_a_decision_without_htmx_redirects_and_with_htmx_returns_the_next_item(
+    bob_client, queue, bob
+):
+    html = bob_client.get(url("work", queue)).content.decode()
+    first = ReviewItem.objects.filter(claimed_by=bob).order_by("claimed_at", "position")[0]
+    fields = form_fields(html, first.pk)
+
+    response = bob_client.post(url("decide", queue, first.pk), {**fields, "action": "approve"})
+    assert response.status_code == 302
+    assert response["Location"] == url("work", queue)
+    assert Sample.objects.get(pk=first.sample_id).review_status == "approved"
+
+    html = bob_client.get(url("work", queue)).content.decode()
+    second = ReviewItem.objects.filter(claimed_by=bob, state="claimed").order_by(
+        "claimed_at", "position"
+    )[0]
+    fields = form_fields(html, second.pk)
+    response = bob_client.post(
+        url("decide", queue, second.pk),
+        {**fields, "action": "reject", "reason": "unsafe", "comment": "<b>no</b>"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="review-stage"')
+    assert "<html" not in body
+    decision = Decision.objects.get(item=second)
+    assert decision.reason == "unsafe"
+    assert decision.comment == "<b>no</b>"
+    # The double submit of the same form: recorded once, no error.
+    again = bob_client.post(
+        url("decide", queue, second.pk),
+        {**fields, "action": "reject", "reason": "unsafe"},
+        headers={"HX-Request": "true"},
+    )
+    assert again.status_code == 200
+    assert Decision.objects.filter(item=second).count() == 1
+
+
+def test_a_stale_submit_gets_409_with_a_clear_message(bob_client, alice_client, queue, bob, alice):
+    html = bob_client.get(url("work", queue)).content.decode()
+    first = ReviewItem.objects.filter(claimed_by=bob).order_by("claimed_at", "position")[0]
+    fields = form_fields(html, first.pk)
+    # The lease runs out and alice gets the item.
+    ReviewItem.objects.filter(claimed_by=bob).update(state="open")
+    ReviewItem.objects.exclude(pk=first.pk).update(state="done", claimed_by=alice)
+    assert item_claim_next(queue=queue, user=alice).pk == first.pk
+
+    for headers in ({}, {"HX-Request": "true"}):
+        response = bob_client.post(
+            url("decide", queue, first.pk), {**fields, "action": "approve"}, headers=headers
+        )
+        assert response.status_code == 409
+        assert "went to someone else" in response.content.decode()
+    assert not Decision.objects.exists()
+
+
+def test_a_reject_without_reason_is_refused_and_nothing_recorded(bob_client, queue, bob):
+    html = bob_client.get(url("work", queue)).content.decode()
+    first = ReviewItem.objects.filter(claimed_by=bob).order_by("claimed_at", "position")[0]
+    response = bob_client.post(
+        url("decide", queue, first.pk), {**form_fields(html, first.pk), "action": "reject"}
+    )
+    assert response.status_code == 400
+    assert "choose a reason" in response.content.decode()
+    assert not Decision.objects.exists()
+
+
+def test_undo_through_the_page(bob_client, queue, bob):
+    html = bob_client.get(url("work", queue)).content.decode()
+    first = ReviewItem.objects.filter(claimed_by=bob).order_by("claimed_at", "position")[0]
+    bob_client.post(
+        url("decide", queue, first.pk), {**form_fields(html, first.pk), "action": "approve"}
+    )
+    html = bob_client.get(url("work", queue)).content.decode()
+    assert f"approve of sample #{first.sample_id}" in html
+    key = re.search(
+        r'class="undo-form">\s*<input[^>]*>\s*<input type="hidden" name="key" value="([0-9a-f]+)"',
+        html,
+    )
+    response = bob_client.post(
+        url("undo", queue), {"key": key.group(1)}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert Sample.objects.get(pk=first.sample_id).review_status == ""
+    assert (
+        f'id="review-item-{first.pk}" data-item="{first.pk}" data-current'
+        in response.content.decode()
+    )
+
+
+def test_queue_and_work_pages_have_a_constant_query_count(alice_client, dataset, alice):
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    seen = []
+    for count in (8, 80):
+        batch, _ = checked_batch(dataset, count=count)
+        queue, _ = queue_build(batch=batch, seed=1)
+        for item in list(queue.items.all()[: count // 2]):
+            ReviewItem.objects.filter(pk=item.pk).update(state="claimed", claimed_by=alice)
+        counts = {}
+        for name, headers in (("queue", {}), ("queue", {"HX-Request": "true"}), ("work", {})):
+            alice_client.get(url(name, queue), headers=headers)  # warm: session, claims
+            with CaptureQueriesContext(connection) as ctx:
+                response = alice_client.get(url(name, queue), headers=headers)
+            assert response.status_code == 200
+            counts[(name, bool(headers))] = len(ctx.captured_queries)
+        seen.append(counts)
+    assert seen[0] == seen[1]
+    assert seen[0] == {("queue", False): 16, ("queue", True): 8, ("work", False): 12}
+
+
+def test_queues_page_and_nav(bob_client, queue):
+    response = bob_client.get(reverse("review:queues"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'href="{reverse("review:queues")}">Review</a>' in html
+    assert url("work", queue) in html
+
+
+def test_the_batch_link_leads_to_its_queue_or_says_why_not(alice_client, dataset, queue):
+    response = alice_client.get(reverse("review:batch", args=[dataset.slug, queue.batch_id]))
+    assert response.status_code == 302
+    assert response["Location"] == url("queue", queue)
+    other, _ = checked_batch(dataset, count=3)
+    page = alice_client.get(reverse("review:batch", args=[dataset.slug, other.pk]))
+    assert "No spot-check queue yet" in page.content.decode()
+    built = alice_client.post(reverse("review:build", args=[dataset.slug, other.pk]))
+    assert built.status_code == 302
+    assert other.review_queue.items.count() == 3
+
+
+def test_lead_tools_bulk_reassign_add_and_audit(alice_client, bob, dataset, queue):
+    ids = list(queue.items.values_list("pk", flat=True)[:3])
+    # Without the confirmation nothing happens.
+    alice_client.post(url("bulk", queue), {"item": ids, "action": "approve"})
+    assert not Decision.objects.exists()
+    response = alice_client.post(
+        url("bulk", queue), {"item": ids, "action": "approve", "confirm": "on"}
+    )
+    assert response.status_code == 302
+    assert Decision.objects.filter(via="bulk").count() == 3
+    rest = list(queue.items.exclude(pk__in=ids).values_list("pk", flat=True))
+    alice_client.post(url("reassign", queue), {"items": " ".join(map(str, rest)), "to": bob.pk})
+    assert set(queue.items.filter(pk__in=rest).values_list("assigned_to", flat=True)) == {bob.pk}
+    extra = Sample.objects.create(
+        dataset=dataset,
+        input={"q": "x"},
+        text="x",
+        origin="real",
+        content_hash="h" * 64,
+        source_group="g",
+    )
+    alice_client.post(url("add", queue), {"sample_ids": str(extra.pk)})
+    assert queue.items.filter(sample=extra, reason="added").exists()
+    audit = alice_client.get(url("audit", queue)).content.decode()
+    assert "Bulk approve: 3 items" in audit
+    assert "Reassigned 5 items to bob" in audit
+    assert AuditEntry.objects.filter(queue=queue).count() == 1 + 3 + 1 + 1 + 1
+
+
+def test_the_agreement_and_disagreements_are_one_click_away(alice_client, queue, alice):
+    # Judge: passes when n % 3 != 0. People approve everything -> disagree where n % 3 == 0.
+    from review.services import bulk_decide
+
+    bulk_decide(
+        queue=queue, item_ids=queue.items.values_list("pk", flat=True), by=alice, action="approve"
+    )
+    html = alice_client.get(url("queue", queue)).content.decode()
+    assert "Judge (overall)" in html
+    assert "Items where the judge and a person disagree (3)" in html
+    narrowed = alice_client.get(url("queue", queue) + "?show=judge", headers={"HX-Request": "true"})
+    assert len(re.findall(r'<tr id="item-\d+"', narrowed.content.decode())) == 3
+
+
+PERMISSION_MATRIX = [
+    # (view, method, alice lead, bob annotator, charlie outsider)
+    ("queue", "get", 200, 200, 404),
+    ("work", "get", 200, 200, 404),
+    ("audit", "get", 200, 403, 404),
+    ("bulk", "post", 302, 403, 404),
+    ("reassign", "post", 302, 403, 404),
+    ("add", "post", 302, 403, 404),
+    ("undo", "post", 400, 400, 404),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "lead", "annotator", "outsider"), PERMISSION_MATRIX)
+def test_the_permission_matrix(
+    name,
+    method,
+    lead,
+    annotator,
+    outsider,
+    queue,
+    alice_client,
+    bob_client,
+    charlie_client,
+    client,
+):
+    target = url(name, queue)
+    for who, expected in (
+        (alice_client, lead),
+        (bob_client, annotator),
+        (charlie_client, outsider),
+    ):
+        response = getattr(who, method)(target, {})
+        assert response.status_code == expected, (name, who, response.status_code)
+    anonymous = getattr(client, method)(target, {})
+    assert anonymous.status_code == 302
+    assert "/login/" in anonymous["Location"]
+
+
+def test_an_outsider_cannot_decide_an_item(charlie_client, queue, bob):
+    item = item_claim_next(queue=queue, user=bob)
+    response = charlie_client.post(
+        url("decide", queue, item.pk),
+        {"claim": item.claim_seq, "key": "k" * 10, "action": "approve"},
+    )
+    assert response.status_code == 404
+    assert not Decision.objects.exists()

@@ -1,0 +1,106 @@
+"""Claims on the embedded default (SQLite, no row locks): the conditional UPDATE path.
+
+Runs in a subprocess with a clean environment (SQLite in a temporary folder), where four
+reviewer threads with their own connections drain a queue together.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_embedded_default import ROOT, _env, _manage
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = r"""
+import json, os, threading, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "synthaug.settings"
+django.setup()
+from collections import Counter
+from django.contrib.auth import get_user_model
+from django.db import connection, connections
+from datasets.models import Batch, Sample
+from review.models import Decision, ReviewSettings
+from review.services import decision_record, item_claim_next, queue_build, StaleClaim
+from synthaug.engine.text import content_hash
+
+assert connection.vendor == "sqlite"
+assert not connection.features.has_select_for_update_skip_locked
+from datasets.services.datasets import dataset_create
+dataset = dataset_create(name="Embedded", slug="embedded", created_by=None)
+ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+batch = Batch.objects.create(dataset=dataset, method="paraphrase", requested_count=200,
+                             status="ready")
+Sample.objects.bulk_create([
+    Sample(dataset=dataset, input={"q": f"q{n}"}, text=f"q{n}", origin="synthetic",
+           batch=batch, seq=n, content_hash=content_hash({"q": f"q{n}"}),
+           source_group=f"g{n}", method="paraphrase", difficulty="easy")
+    for n in range(200)
+])
+queue, _ = queue_build(batch=batch)
+users = [get_user_model().objects.create(username=f"r{n}") for n in range(4)]
+
+# A stale submit is refused here too.
+first = item_claim_next(queue=queue, user=users[0])
+from django.utils import timezone
+from datetime import timedelta
+later = timezone.now() + timedelta(seconds=queue.lease_seconds + 1)
+taken = item_claim_next(queue=queue, user=users[1], now=later)
+stale = False
+try:
+    decision_record(item_id=first.pk, user=users[0], action="approve",
+                    claim_seq=first.claim_seq, idempotency_key="stale")
+except StaleClaim:
+    stale = True
+decision_record(item_id=taken.pk, user=users[1], action="approve",
+                claim_seq=taken.claim_seq, idempotency_key="taken")
+
+claims = [[] for _ in users]
+errors = []
+def review(i):
+    try:
+        while (item := item_claim_next(queue=queue, user=users[i])) is not None:
+            claims[i].append(item.pk)
+            decision_record(item_id=item.pk, user=users[i], action="approve",
+                            claim_seq=item.claim_seq, idempotency_key=f"{i}-{item.pk}")
+    except BaseException as exc:
+        errors.append(repr(exc))
+    finally:
+        connections.close_all()
+threads = [threading.Thread(target=review, args=(i,)) for i in range(4)]
+[t.start() for t in threads]
+[t.join(120) for t in threads]
+every = Counter(pk for c in claims for pk in c)
+per_item = Counter(Decision.objects.values_list("item_id", flat=True))
+print(json.dumps({
+    "stale": stale, "errors": errors, "claimed": len(every),
+    "max_claims": max(every.values()), "workers": sum(1 for c in claims if c),
+    "decisions": sum(per_item.values()), "max_per_item": max(per_item.values()),
+    "left": queue.items.exclude(state="done").count(),
+}))
+"""
+
+
+def test_claims_work_without_row_locks_on_sqlite(tmp_path):
+    _manage(tmp_path, "migrate", "--noinput", "-v0")
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["stale"] is True
+    assert outcome["errors"] == []
+    assert outcome["claimed"] == 199  # all but the one decided before the threads ran
+    assert outcome["max_claims"] == 1
+    assert outcome["decisions"] == 200
+    assert outcome["max_per_item"] == 1
+    assert outcome["left"] == 0
