@@ -211,6 +211,11 @@ class Coverage:
         return sum(1 for row in self.rows for c in row.cells if c.cell.gap)
 
     @property
+    def unset_difficulty(self) -> int:
+        """Approved samples whose difficulty is not set: they fill no difficulty's gap."""
+        return sum(t.real + t.synthetic_approved for t in self.totals if not t.difficulty)
+
+    @property
     def over_ceiling_cells(self) -> int:
         return sum(1 for row in self.rows for c in row.cells if c.over_ceiling)
 

@@ -25,6 +25,8 @@ from synthaug.engine.coverage import slice_key
 # Wait this long before counting, so that the rest of a burst of changes (a batch writing
 # its samples one by one, a reviewer clearing a queue) lands in the same rebuild.
 COVERAGE_REFRESH_DELAY = 3
+# A running batch writes samples for minutes: recount its pending items at a calmer pace.
+COVERAGE_GENERATION_DELAY = 10
 # A request still marked queued after this long was lost (the broker restarted): queue again.
 COVERAGE_REQUEST_STALE = timedelta(minutes=10)
 MAX_DIMENSIONS = 2
@@ -96,7 +98,7 @@ def coverage_counts_refresh(*, dataset_id: int) -> CoverageState | None:
     return state
 
 
-def coverage_refresh_request(*, dataset_id: int) -> bool:
+def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH_DELAY) -> bool:
     """Ask for a rebuild of the dataset's counts; True when this call queued the task.
 
     Coalesced: while a rebuild is queued and not started, further requests do nothing
@@ -114,9 +116,7 @@ def coverage_refresh_request(*, dataset_id: int) -> bool:
     )
     if claimed:
         transaction.on_commit(
-            lambda: coverage_refresh_task.apply_async(
-                (dataset_id,), countdown=COVERAGE_REFRESH_DELAY
-            )
+            lambda: coverage_refresh_task.apply_async((dataset_id,), countdown=delay)
         )
     return bool(claimed)
 
@@ -197,4 +197,6 @@ def _on_sample_generated(sender, *, instance: Sample, created: bool, **kwargs) -
     """
     if created and instance.origin == Sample.Origin.SYNTHETIC:
         dataset_id = instance.dataset_id
-        transaction.on_commit(lambda: coverage_refresh_request(dataset_id=dataset_id))
+        transaction.on_commit(
+            lambda: coverage_refresh_request(dataset_id=dataset_id, delay=COVERAGE_GENERATION_DELAY)
+        )
