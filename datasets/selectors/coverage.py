@@ -36,7 +36,6 @@ from synthaug.engine.coverage import (
     documents_cover,
     matrix_build,
     matrix_compare,
-    slice_key,
     slice_of,
     suggest_method,
 )
@@ -399,12 +398,3 @@ def coverage_report(*, dataset: Dataset, dimensions: tuple[str, ...]) -> dict:
         ],
         "gaps": [cell_data(row, d, cell) for row, d, cell in matrix.gaps()],
     }
-
-
-__all__ = [
-    "Coverage",
-    "coverage_report",
-    "coverage_view",
-    "dimensions_for",
-    "slice_key",
-]
