@@ -381,3 +381,13 @@ def test_samples_without_a_difficulty_are_called_out(dataset, alice_client):
     assert response.context["coverage"].unset_difficulty == 3
     assert "have no difficulty yet" in response.content.decode()
     assert "?difficulty=unset" in response.content.decode()
+
+
+def test_the_view_form_crosses_two_dimensions(counted, bob_client):
+    response = bob_client.get(url(counted, dims="locale", cross="topic"))
+    assert response.context["coverage"].dimensions == ("locale", "topic")
+    form = response.context["view_form"]
+    assert (form["dims"].value(), form["cross"].value()) == ("locale", "topic")
+    # Unknown or repeated dimensions fall back to what the dataset has.
+    fallback = bob_client.get(url(counted, dims="colour", cross="colour"))
+    assert fallback.context["coverage"].dimensions == ("locale",)
