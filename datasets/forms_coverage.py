@@ -16,8 +16,10 @@ TIMES = "\u00d7"  # the multiplication sign between crossed values
 
 
 def requested_dimensions(query: QueryDict) -> list[str]:
-    """``?dims=topic&dims=locale`` or ``?dims=topic,locale``; blanks dropped."""
-    return [d.strip() for value in query.getlist("dims") for d in value.split(",") if d.strip()]
+    """``?dims=topic,locale``, ``?dims=topic&dims=locale`` or the page's form
+    (``?dims=topic&cross=locale``); blanks dropped."""
+    values = [*query.getlist("dims"), *query.getlist("cross")]
+    return [d.strip() for value in values for d in value.split(",") if d.strip()]
 
 
 class CoverageViewForm(forms.Form):

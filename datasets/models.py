@@ -896,7 +896,7 @@ class CoverageCount(models.Model):
 
 
 class CoverageState(models.Model):
-    """When a dataset's kept counts were rebuilt, and whether a rebuild is queued.
+    """When the count behind a dataset's kept counts started, and whether one is queued.
 
     ``queued_at`` coalesces refresh requests: the first request of a burst sets it with a
     conditional UPDATE and queues one task; later ones see it set and do nothing. The

@@ -150,3 +150,15 @@ def test_a_real_worker_refreshes_the_counts_after_a_review_signal(alice, bob):
     assert state.queued_at is None
     assert state.samples_counted == 4
     assert _cell(dataset, ("law",), "easy").real == 4
+
+
+def test_a_count_older_than_the_stored_one_is_dropped(dataset):
+    make_samples(dataset, 2, tags={"topic": "law"}, difficulty="easy")
+    coverage_counts_refresh(dataset_id=dataset.pk)
+    # A count that started later (here: in the future) is already in; this one is older.
+    later = timezone.now() + COVERAGE_REQUEST_STALE
+    CoverageState.objects.filter(dataset=dataset).update(refreshed_at=later)
+    make_samples(dataset, 3, tags={"topic": "law"}, difficulty="easy")
+    state = coverage_counts_refresh(dataset_id=dataset.pk)
+    assert state.refreshed_at == later
+    assert _cell(dataset, ("law",), "easy").real == 2

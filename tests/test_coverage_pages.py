@@ -372,3 +372,22 @@ def test_the_funnel_draws_each_stage_with_its_numbers():
     assert '<th scope="row">Format</th><td class="num">48</td><td class="num">2</td>' in html
     empty = Template("{% load charts %}{% funnel stages %}").render(Context({"stages": []}))
     assert "No stages to show yet" in empty
+
+
+def test_samples_without_a_difficulty_are_called_out(dataset, alice_client):
+    make_samples(dataset, 3, tags={"topic": "law"})
+    coverage_counts_refresh(dataset_id=dataset.pk)
+    response = alice_client.get(url(dataset, dims="topic"))
+    assert response.context["coverage"].unset_difficulty == 3
+    assert "have no difficulty yet" in response.content.decode()
+    assert "?difficulty=unset" in response.content.decode()
+
+
+def test_the_view_form_crosses_two_dimensions(counted, bob_client):
+    response = bob_client.get(url(counted, dims="locale", cross="topic"))
+    assert response.context["coverage"].dimensions == ("locale", "topic")
+    form = response.context["view_form"]
+    assert (form["dims"].value(), form["cross"].value()) == ("locale", "topic")
+    # Unknown or repeated dimensions fall back to what the dataset has.
+    fallback = bob_client.get(url(counted, dims="colour", cross="colour"))
+    assert fallback.context["coverage"].dimensions == ("locale",)

@@ -36,7 +36,6 @@ from synthaug.engine.coverage import (
     documents_cover,
     matrix_build,
     matrix_compare,
-    slice_key,
     slice_of,
     suggest_method,
 )
@@ -209,6 +208,11 @@ class Coverage:
     @property
     def gap_cells(self) -> int:
         return sum(1 for row in self.rows for c in row.cells if c.cell.gap)
+
+    @property
+    def unset_difficulty(self) -> int:
+        """Approved samples whose difficulty is not set: they fill no difficulty's gap."""
+        return sum(t.real + t.synthetic_approved for t in self.totals if not t.difficulty)
 
     @property
     def over_ceiling_cells(self) -> int:
@@ -394,12 +398,3 @@ def coverage_report(*, dataset: Dataset, dimensions: tuple[str, ...]) -> dict:
         ],
         "gaps": [cell_data(row, d, cell) for row, d, cell in matrix.gaps()],
     }
-
-
-__all__ = [
-    "Coverage",
-    "coverage_report",
-    "coverage_view",
-    "dimensions_for",
-    "slice_key",
-]

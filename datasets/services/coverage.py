@@ -25,6 +25,8 @@ from synthaug.engine.coverage import slice_key
 # Wait this long before counting, so that the rest of a burst of changes (a batch writing
 # its samples one by one, a reviewer clearing a queue) lands in the same rebuild.
 COVERAGE_REFRESH_DELAY = 3
+# A running batch writes samples for minutes: recount its pending items at a calmer pace.
+COVERAGE_GENERATION_DELAY = 10
 # A request still marked queued after this long was lost (the broker restarted): queue again.
 COVERAGE_REQUEST_STALE = timedelta(minutes=10)
 MAX_DIMENSIONS = 2
@@ -37,39 +39,44 @@ def _tags_key(values: tuple, dimensions: list[str]) -> str:
 def coverage_counts_refresh(*, dataset_id: int) -> CoverageState | None:
     """Rebuild the dataset's kept counts from its samples (one GROUP BY); None if it is gone.
 
-    Holds the dataset's ``CoverageState`` row lock from before the count until the new rows
-    are in, so two rebuilds of one dataset run one after the other and the later one counts
-    what the earlier one could not see. Exact duplicates (``duplicate_of`` set) are left
-    out: a copy covers nothing new.
+    The count runs without a lock (it takes seconds at a million samples); only the swap of
+    the rows takes the dataset's ``CoverageState`` row lock, for milliseconds, so refresh
+    requests never wait behind a count. ``refreshed_at`` is when the count started: it
+    saw every sample committed before then. A count that started before the one already
+    stored is dropped, so an older count never overwrites a newer one. Exact duplicates
+    (``duplicate_of`` set) are left out: a copy covers nothing new.
     """
     dataset = Dataset.objects.filter(pk=dataset_id).only("pk", "tag_dimensions").first()
     if dataset is None:
         return None
     dimensions = sorted(dataset.tag_dimensions or {})
     CoverageState.objects.bulk_create([CoverageState(dataset_id=dataset_id)], ignore_conflicts=True)
+    started_at = timezone.now()
     started = time.perf_counter()
+    projected = {f"t{i}": KeyTextTransform(dim, "tags") for i, dim in enumerate(dimensions)}
+    grouped = (
+        Sample.objects.filter(dataset_id=dataset_id, duplicate_of__isnull=True)
+        .annotate(**projected)
+        .values(*projected, "difficulty", "origin", "status", "review_status", "batch_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    merged: dict[tuple, int] = {}
+    for row in grouped:
+        values = tuple(row[name] or "" for name in projected)
+        key = (
+            _tags_key(values, dimensions),
+            row["difficulty"],
+            row["origin"],
+            row["status"],
+            row["review_status"],
+            row["batch_id"],
+        )
+        merged[key] = merged.get(key, 0) + row["n"]
     with transaction.atomic():
         state = CoverageState.objects.select_for_update().get(dataset_id=dataset_id)
-        projected = {f"t{i}": KeyTextTransform(dim, "tags") for i, dim in enumerate(dimensions)}
-        grouped = (
-            Sample.objects.filter(dataset_id=dataset_id, duplicate_of__isnull=True)
-            .annotate(**projected)
-            .values(*projected, "difficulty", "origin", "status", "review_status", "batch_id")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        merged: dict[tuple, int] = {}
-        for row in grouped:
-            values = tuple(row[name] or "" for name in projected)
-            key = (
-                _tags_key(values, dimensions),
-                row["difficulty"],
-                row["origin"],
-                row["status"],
-                row["review_status"],
-                row["batch_id"],
-            )
-            merged[key] = merged.get(key, 0) + row["n"]
+        if state.refreshed_at is not None and state.refreshed_at > started_at:
+            return state  # a later count is already in
         CoverageCount.objects.filter(dataset_id=dataset_id).delete()
         CoverageCount.objects.bulk_create(
             [
@@ -89,14 +96,14 @@ def coverage_counts_refresh(*, dataset_id: int) -> CoverageState | None:
             ],
             batch_size=1000,
         )
-        state.refreshed_at = timezone.now()
+        state.refreshed_at = started_at
         state.refresh_seconds = time.perf_counter() - started
         state.samples_counted = sum(merged.values())
         state.save(update_fields=["refreshed_at", "refresh_seconds", "samples_counted"])
     return state
 
 
-def coverage_refresh_request(*, dataset_id: int) -> bool:
+def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH_DELAY) -> bool:
     """Ask for a rebuild of the dataset's counts; True when this call queued the task.
 
     Coalesced: while a rebuild is queued and not started, further requests do nothing
@@ -114,9 +121,7 @@ def coverage_refresh_request(*, dataset_id: int) -> bool:
     )
     if claimed:
         transaction.on_commit(
-            lambda: coverage_refresh_task.apply_async(
-                (dataset_id,), countdown=COVERAGE_REFRESH_DELAY
-            )
+            lambda: coverage_refresh_task.apply_async((dataset_id,), countdown=delay)
         )
     return bool(claimed)
 
@@ -197,4 +202,6 @@ def _on_sample_generated(sender, *, instance: Sample, created: bool, **kwargs) -
     """
     if created and instance.origin == Sample.Origin.SYNTHETIC:
         dataset_id = instance.dataset_id
-        transaction.on_commit(lambda: coverage_refresh_request(dataset_id=dataset_id))
+        transaction.on_commit(
+            lambda: coverage_refresh_request(dataset_id=dataset_id, delay=COVERAGE_GENERATION_DELAY)
+        )
