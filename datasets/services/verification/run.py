@@ -205,11 +205,11 @@ def batch_checks_chunk(*, batch_id: int, final_attempt: bool = True) -> ChecksOu
             if not final_attempt:
                 outcome.unavailable.append(item.sample_id)
                 continue
-            judge = batch.judge
+            judge = batch.judge  # an endpoint: the built-in judge is never unavailable
             verdicts[item.sample_id] = Verdict(
                 error=f"unavailable after every retry: {found}",
-                model=f"{judge.name} / {judge.model}" if judge else "",
-                prompt_version=judge_prompt().label if judge else "",
+                model=f"{judge.name} / {judge.model}"[:300],
+                prompt_version=found.prompt_version,
             )
     ready = [item for item in items if item.sample_id not in outcome.unavailable]
     findings = dedup.duplicates_find(
@@ -222,12 +222,14 @@ def batch_checks_chunk(*, batch_id: int, final_attempt: bool = True) -> ChecksOu
         exact[pk] = duplicate_of
     validate, schema_error = _validator(batch.dataset)
     with transaction.atomic():
-        still = set(
+        # Only samples still unchecked, locked until the results are stored: a concurrent
+        # run of the same chunk waits here, then finds them checked and skips them.
+        humans = dict(
             Sample.objects.select_for_update()
             .filter(pk__in=list(exact), status=PENDING)
-            .values_list("pk", flat=True)
+            .values_list("pk", "difficulty_source")
         )
-        humans = dict(Sample.objects.filter(pk__in=still).values_list("pk", "difficulty_source"))
+        still = set(humans)
         rows: list[CheckResult] = []
         updates: list[Sample] = []
         for item in ready:
