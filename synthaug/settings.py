@@ -264,6 +264,10 @@ SYNTHAUG_GENERATION_RETRY_DELAY_MAX_SECONDS = float(
     env_str("SYNTHAUG_GENERATION_RETRY_DELAY_MAX_SECONDS", "300")
 )
 SYNTHAUG_GENERATION_REAP_SECONDS = env_int("SYNTHAUG_GENERATION_REAP_SECONDS", 30)
+# Checking stage: samples judged per task (one task per chunk, chained), so a task stays
+# short and progress is stored as it goes. The judge's HTTP attempts and backoff are the
+# generation's; the reaper re-queues a CHECKING batch stalled for the stall timeout above.
+SYNTHAUG_CHECKS_CHUNK_SIZE = env_int("SYNTHAUG_CHECKS_CHUNK_SIZE", 50)
 CELERY_BEAT_SCHEDULE = {
     "generation-reap": {
         "task": "datasets.tasks.generation_reap",
