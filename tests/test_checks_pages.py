@@ -154,7 +154,7 @@ def test_the_sample_page_lists_each_check_with_its_model_and_prompt(alice_client
     checks = page[page.index('id="checks"') :]
     for kind in ("format", "faithfulness", "safety", "unique", "judge"):
         assert f'class="check-{kind}"' in checks
-    assert "offline-judge: synthaug-offline-rules @ built-in offline provider" in checks
+    assert "offline-judge / synthaug-offline-rules (built-in offline provider)" in checks
     assert "offline-judge@1 (built-in rules, no prompt)" in checks
     assert "best match of the expected answer in the passage" in checks
     assert "Automatic difficulty" in checks

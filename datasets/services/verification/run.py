@@ -117,7 +117,11 @@ def _items(batch: Batch, ids: list[int]) -> list[Item]:
 def _verdicts(batch: Batch, items: list[Item]) -> dict[int, Verdict | JudgeUnavailable]:
     judge = batch.judge
     if judge is None or judge.kind == ModelEndpoint.Kind.OFFLINE:
-        label = judge.identity[:300] if judge is not None else RULES_LABEL
+        label = (
+            f"{judge.name} / {judge.model} (built-in offline provider)"[:300]
+            if judge is not None
+            else RULES_LABEL
+        )
         return {item.sample_id: offline_verdict(item, label=label) for item in items}
     version = judge_prompt()
     judge_prompt_mark_used(version)
