@@ -243,6 +243,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Checking stage: samples judged per task (one task per chunk, chained), so a task stays
+# short and progress is stored as it goes. The judge's HTTP attempts and backoff are the
+# generation's (below); the reaper re-queues a CHECKING batch stalled for the stall timeout.
+SYNTHAUG_CHECKS_CHUNK_SIZE = env_int("SYNTHAUG_CHECKS_CHUNK_SIZE", 50)
+
 # Generation. Items are claimed with a lease; a RUNNING item whose lease ran out belongs to
 # a dead worker and the reaper queues it again. The lease must outlast one item's work: the
 # endpoint's timeout times the HTTP attempts, plus backoff.

@@ -168,6 +168,10 @@ def test_a_judge_that_stays_down_is_retried_later_then_recorded_as_failed(
     judge = results(late)["judge"]
     assert not judge.passed
     assert "unavailable after every retry" in judge.detail
+    assert (judge.model, judge.prompt_version) == (
+        "judge-2 / judge-model",
+        "default-judge-checks@v1",
+    )
 
 
 # --- injection resistance ------------------------------------------------------------------

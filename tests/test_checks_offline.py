@@ -26,7 +26,7 @@ from tests.test_generation_support import (
     make_documents,
 )
 
-OFFLINE_JUDGE = "offline-judge: synthaug-offline-rules @ built-in offline provider"
+OFFLINE_JUDGE = "offline-judge / synthaug-offline-rules (built-in offline provider)"
 KINDS = {"format", "faithfulness", "safety", "unique", "judge"}
 
 

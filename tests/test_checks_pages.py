@@ -26,12 +26,24 @@ def sample_url(sample: Sample) -> str:
     return reverse("datasets:sample", args=[sample.dataset.slug, sample.pk])
 
 
+# Distinct enough that no two are near-duplicates of each other (rapidfuzz ratio < 85).
+QUESTIONS = [
+    "Which region did the Normans give their name to in case {i}?",
+    "In scenario {i}, name the French area called after its Norse settlers.",
+    "Example {i}: where in France did raiders from the north settle for good?",
+    "For item number {i}, what land took its name from the Norsemen?",
+]
+
+
+def question(i: int) -> str:
+    return QUESTIONS[i % len(QUESTIONS)].format(i=i * 7919)
+
+
 def checked_batch(dataset, good: int = 2, bad: int = 1) -> tuple[Batch, list[Sample]]:
     batch = checking_batch(dataset)
-    samples = [grounded(batch, i, f"Which region, case {i}?", "Normandy") for i in range(good)]
+    samples = [grounded(batch, i, question(i), "Normandy") for i in range(good)]
     samples += [
-        grounded(batch, good + i, f"Which region, wrong {i}?", "Brittany and Wales")
-        for i in range(bad)
+        grounded(batch, good + i, question(good + i), "Brittany and Wales") for i in range(bad)
     ]
     return batch_checks_run_sync(batch=batch), samples
 
@@ -67,9 +79,11 @@ def test_it_shows_the_funnel_with_counts_rates_reasons_and_difficulty(alice_clie
     assert sample_url(samples[3]) in reasons  # the unfaithful example links to its sample
     assert sample_url(dup) in reasons
     assert "an exact duplicate of sample" in reasons
-    # "case 0" holds a number: one constraint, so medium.
-    assert 'class="badge difficulty-medium">Medium</span></dt><dd>3</dd>' in funnel
-    assert 'class="badge difficulty-easy">Easy</span></dt><dd>0</dd>' in funnel
+    levels = dict(
+        re.findall(r'class="badge difficulty-(\w+)">\w+</span></dt><dd>(\d+)</dd>', funnel)
+    )
+    assert sum(int(n) for n in levels.values()) == 3  # the accepted ones, each with its level
+    assert set(levels) == {"easy", "medium", "hard", "adversarial"}
     assert "ready for review" in funnel
 
 
@@ -154,7 +168,7 @@ def test_the_sample_page_lists_each_check_with_its_model_and_prompt(alice_client
     checks = page[page.index('id="checks"') :]
     for kind in ("format", "faithfulness", "safety", "unique", "judge"):
         assert f'class="check-{kind}"' in checks
-    assert "offline-judge: synthaug-offline-rules @ built-in offline provider" in checks
+    assert "offline-judge / synthaug-offline-rules (built-in offline provider)" in checks
     assert "offline-judge@1 (built-in rules, no prompt)" in checks
     assert "best match of the expected answer in the passage" in checks
     assert "Automatic difficulty" in checks

@@ -314,6 +314,10 @@ def template_score(item: Item) -> float:
 class JudgeUnavailable(Exception):
     """A transient judge failure that outlived the seam's retries: try the item later."""
 
+    def __init__(self, message: str, *, prompt_version: str = "") -> None:
+        super().__init__(message)
+        self.prompt_version = prompt_version
+
 
 def _read(data: dict[str, Any], *, model: str, label: str) -> Verdict:
     score = float(data["score"])
@@ -372,7 +376,9 @@ def llm_verdicts(
                         seed=item.sample_id % 2**31,
                     )
                 except errors.TransientLLMError as exc:
-                    return item.sample_id, JudgeUnavailable(f"{exc.reason}: {exc}")
+                    return item.sample_id, JudgeUnavailable(
+                        f"{exc.reason}: {exc}", prompt_version=label
+                    )
                 except errors.LLMError as exc:
                     reason = f"{exc.reason}: {exc.message}"
                     return item.sample_id, Verdict(error=reason, model=model, prompt_version=label)

@@ -117,7 +117,11 @@ def _items(batch: Batch, ids: list[int]) -> list[Item]:
 def _verdicts(batch: Batch, items: list[Item]) -> dict[int, Verdict | JudgeUnavailable]:
     judge = batch.judge
     if judge is None or judge.kind == ModelEndpoint.Kind.OFFLINE:
-        label = judge.identity[:300] if judge is not None else RULES_LABEL
+        label = (
+            f"{judge.name} / {judge.model} (built-in offline provider)"[:300]
+            if judge is not None
+            else RULES_LABEL
+        )
         return {item.sample_id: offline_verdict(item, label=label) for item in items}
     version = judge_prompt()
     judge_prompt_mark_used(version)
@@ -205,11 +209,11 @@ def batch_checks_chunk(*, batch_id: int, final_attempt: bool = True) -> ChecksOu
             if not final_attempt:
                 outcome.unavailable.append(item.sample_id)
                 continue
-            judge = batch.judge
+            judge = batch.judge  # an endpoint: the built-in judge is never unavailable
             verdicts[item.sample_id] = Verdict(
                 error=f"unavailable after every retry: {found}",
-                model=f"{judge.name} / {judge.model}" if judge else "",
-                prompt_version=judge_prompt().label if judge else "",
+                model=f"{judge.name} / {judge.model}"[:300],
+                prompt_version=found.prompt_version,
             )
     ready = [item for item in items if item.sample_id not in outcome.unavailable]
     findings = dedup.duplicates_find(
@@ -222,12 +226,14 @@ def batch_checks_chunk(*, batch_id: int, final_attempt: bool = True) -> ChecksOu
         exact[pk] = duplicate_of
     validate, schema_error = _validator(batch.dataset)
     with transaction.atomic():
-        still = set(
+        # Only samples still unchecked, locked until the results are stored: a concurrent
+        # run of the same chunk waits here, then finds them checked and skips them.
+        humans = dict(
             Sample.objects.select_for_update()
             .filter(pk__in=list(exact), status=PENDING)
-            .values_list("pk", flat=True)
+            .values_list("pk", "difficulty_source")
         )
-        humans = dict(Sample.objects.filter(pk__in=still).values_list("pk", "difficulty_source"))
+        still = set(humans)
         rows: list[CheckResult] = []
         updates: list[Sample] = []
         for item in ready:
