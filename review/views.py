@@ -85,7 +85,10 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     state = request.GET.get("state", "")
     state = state if state in ReviewItem.State.values else ""
     fragment = _wants_fragment(request)
-    report = None if fragment and not show else selectors.judge_agreement(batch=queue.batch)
+    version = None if fragment and not show else selectors.queue_version(queue=queue)
+    report = (
+        None if fragment and not show else selectors.queue_agreement(queue=queue, version=version)
+    )
     narrowed = None
     if show == "judge":
         narrowed = report.judge_disagreements
@@ -105,7 +108,7 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if fragment:
         return render(request, "review/queue.html#items", context)
     context.update(
-        progress=selectors.queue_progress(queue=queue),
+        progress=selectors.queue_progress(queue=queue, version=version),
         report=report,
         can_manage=request.user.has_perm(MANAGE),
         reasons=Decision.Reason.choices,
