@@ -104,13 +104,15 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "state": state,
         "show": show,
         "states": ReviewItem.State.choices,
+        # Per-row work kept out of the 50-row loop: one permission check, one reverse().
+        "can_manage": request.user.has_perm(MANAGE),
+        "sample_base": reverse("datasets:sample", args=[queue.dataset.slug, 0])[:-2],
     }
     if fragment:
         return render(request, "review/queue.html#items", context)
     context.update(
         progress=selectors.queue_progress(queue=queue, version=version),
         report=report,
-        can_manage=request.user.has_perm(MANAGE),
         reasons=Decision.Reason.choices,
         members=queue.dataset.members.order_by("username"),
         filter_form=SampleFilterForm({}, dataset=queue.dataset),
