@@ -237,8 +237,14 @@ class AuditEntry(models.Model):
         BULK = "bulk", "Bulk action"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    # Indexed by (queue, -id) below: the newest entry is the queue's version.
     queue = models.ForeignKey(
-        ReviewQueue, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+        ReviewQueue,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="audit",
+        db_index=False,
     )
     decision = models.OneToOneField(
         Decision, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
@@ -255,7 +261,10 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "audit entries"
-        indexes = [models.Index(fields=["dataset", "-id"], name="auditentry_dataset")]
+        indexes = [
+            models.Index(fields=["dataset", "-id"], name="auditentry_dataset"),
+            models.Index(fields=["queue", "-id"], name="auditentry_queue"),
+        ]
 
     def __str__(self) -> str:
         return self.summary

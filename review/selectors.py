@@ -10,17 +10,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Substr
 
 from datasets.access import datasets_visible_to
 from datasets.models import Batch, CheckResult
-from datasets.selectors.browse import COUNT_CAP, CappedCount, Page, capped_count
+from datasets.selectors.browse import CappedCount, Page, capped_count
 from review.models import AuditEntry, Decision, ReviewItem, ReviewQueue
 from review.services.queues import review_settings_for
 from synthaug.engine.agreement import Agreement, agreement
 
 PAGE_SIZE = 50
+# Settled figures are keyed by the queue's version; the timeout only bounds memory, and
+# picks up re-run checks (which do not touch the queue) within a few minutes.
+CACHE_SECONDS = 300
 TEXT_HEAD_CHARS = 200
 
 
@@ -70,30 +74,36 @@ class QueueProgress:
         return int(100 * self.done / self.total) if self.total else 100
 
 
-def queue_progress(*, queue: ReviewQueue) -> QueueProgress:
-    """Counts by state, reason and stratum, and per reviewer (three grouped queries)."""
-    by_state: dict[str, int] = defaultdict(int)
+def queue_version(*, queue: ReviewQueue) -> int:
+    """The id of the queue's newest audit entry (one index probe).
+
+    Every change to what a queue holds or decided writes an audit entry (build, decisions,
+    skips, undo, add, reassign, bulk), so this number moves whenever the settled figures
+    (per reason, per stratum, per reviewer, agreement) can have changed. Claims do not
+    write one: what is held right now is always read live.
+    """
+    newest = (
+        AuditEntry.objects.filter(queue=queue).order_by("-id").values_list("id", flat=True)
+    ).first()
+    return newest or 0
+
+
+def _settled(queue: ReviewQueue) -> dict:
     by_reason: dict[str, int] = defaultdict(int)
     by_stratum: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "done": 0})
+    done = 0
     rows = (
         ReviewItem.objects.filter(queue=queue)
-        .values("state", "reason", "stratum")
-        .annotate(n=Count("pk"))
+        .values("reason", "stratum")
+        .annotate(n=Count("pk"), done=Count("pk", filter=Q(state=ReviewItem.State.DONE)))
         .order_by()
     )
     for row in rows:
-        by_state[row["state"]] += row["n"]
         by_reason[row["reason"]] += row["n"]
         by_stratum[row["stratum"]]["total"] += row["n"]
-        if row["state"] == ReviewItem.State.DONE:
-            by_stratum[row["stratum"]]["done"] += row["n"]
-    holding = dict(
-        ReviewItem.objects.filter(queue=queue, state=ReviewItem.State.CLAIMED)
-        .values_list("claimed_by")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    decided = (
+        by_stratum[row["stratum"]]["done"] += row["done"]
+        done += row["done"]
+    decided = list(
         Decision.objects.filter(
             queue=queue, action__in=(Decision.Action.APPROVE, Decision.Action.REJECT)
         )
@@ -106,6 +116,41 @@ def queue_progress(*, queue: ReviewQueue) -> QueueProgress:
         )
         .order_by("reviewer__username")
     )
+    return {
+        "total": sum(by_reason.values()),
+        "done": done,
+        "by_reason": dict(by_reason),
+        "by_stratum": dict(sorted(by_stratum.items())),
+        "decided": decided,
+    }
+
+
+def _cached(queue: ReviewQueue, name: str, version: int, compute):
+    key = f"review:{name}:{queue.pk}:{version}"
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, timeout=CACHE_SECONDS)
+    return found
+
+
+def queue_progress(*, queue: ReviewQueue, version: int | None = None) -> QueueProgress:
+    """Counts by state, reason and stratum, and per reviewer.
+
+    The settled figures are aggregates over the whole queue (two grouped queries); they
+    are cached under the queue's version (``queue_version``), so a page view costs one
+    index probe while nothing was decided. What is held right now is read live (the
+    claimed rows, a partial index).
+    """
+    version = queue_version(queue=queue) if version is None else version
+    settled = _cached(queue, "progress", version, lambda: _settled(queue))
+    holding = dict(
+        ReviewItem.objects.filter(queue=queue, state=ReviewItem.State.CLAIMED)
+        .values_list("claimed_by")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    claimed = sum(holding.values())
     reviewers = [
         ReviewerProgress(
             reviewer_id=row["reviewer"],
@@ -115,7 +160,7 @@ def queue_progress(*, queue: ReviewQueue) -> QueueProgress:
             rejected=row["rejected"],
             holding=holding.pop(row["reviewer"], 0),
         )
-        for row in decided
+        for row in settled["decided"]
     ]
     if holding:
         from django.contrib.auth import get_user_model
@@ -125,14 +170,21 @@ def queue_progress(*, queue: ReviewQueue) -> QueueProgress:
             ReviewerProgress(pk, names.get(pk, "?"), 0, 0, 0, n) for pk, n in holding.items()
         ]
     return QueueProgress(
-        total=sum(by_state.values()),
-        open=by_state[ReviewItem.State.OPEN],
-        claimed=by_state[ReviewItem.State.CLAIMED],
-        done=by_state[ReviewItem.State.DONE],
-        by_reason=dict(by_reason),
-        by_stratum=dict(sorted(by_stratum.items())),
+        total=settled["total"],
+        open=settled["total"] - settled["done"] - claimed,
+        claimed=claimed,
+        done=settled["done"],
+        by_reason=settled["by_reason"],
+        by_stratum=settled["by_stratum"],
         reviewers=reviewers,
     )
+
+
+def queue_agreement(*, queue: ReviewQueue, version: int | None = None) -> AgreementReport:
+    """``judge_agreement`` of the queue's batch for its pages, cached under the queue's
+    version. The release gates call ``judge_agreement``/``judge_is_stable``, never cached."""
+    version = queue_version(queue=queue) if version is None else version
+    return _cached(queue, "agreement", version, lambda: judge_agreement(batch=queue.batch))
 
 
 def item_page(
@@ -322,10 +374,6 @@ def judge_agreement(*, batch: Batch) -> AgreementReport:
 def judge_is_stable(*, batch: Batch) -> bool:
     """For the release gates: the batch's judge agrees well enough with people."""
     return judge_agreement(batch=batch).stable
-
-
-def queue_counts_capped(queue: ReviewQueue) -> int:
-    return capped_count(ReviewItem.objects.filter(queue=queue), cap=COUNT_CAP)
 
 
 # The review page -------------------------------------------------------------------------

@@ -85,7 +85,10 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     state = request.GET.get("state", "")
     state = state if state in ReviewItem.State.values else ""
     fragment = _wants_fragment(request)
-    report = None if fragment and not show else selectors.judge_agreement(batch=queue.batch)
+    version = None if fragment and not show else selectors.queue_version(queue=queue)
+    report = (
+        None if fragment and not show else selectors.queue_agreement(queue=queue, version=version)
+    )
     narrowed = None
     if show == "judge":
         narrowed = report.judge_disagreements
@@ -101,13 +104,15 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "state": state,
         "show": show,
         "states": ReviewItem.State.choices,
+        # Per-row work kept out of the 50-row loop: one permission check, one reverse().
+        "can_manage": request.user.has_perm(MANAGE),
+        "sample_base": reverse("datasets:sample", args=[queue.dataset.slug, 0])[:-2],
     }
     if fragment:
         return render(request, "review/queue.html#items", context)
     context.update(
-        progress=selectors.queue_progress(queue=queue),
+        progress=selectors.queue_progress(queue=queue, version=version),
         report=report,
-        can_manage=request.user.has_perm(MANAGE),
         reasons=Decision.Reason.choices,
         members=queue.dataset.members.order_by("username"),
         filter_form=SampleFilterForm({}, dataset=queue.dataset),

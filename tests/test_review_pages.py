@@ -163,7 +163,7 @@ def test_queue_and_work_pages_have_a_constant_query_count(alice_client, dataset,
             counts[(name, bool(headers))] = len(ctx.captured_queries)
         seen.append(counts)
     assert seen[0] == seen[1]
-    assert seen[0] == {("queue", False): 16, ("queue", True): 8, ("work", False): 12}
+    assert seen[0] == {("queue", False): 13, ("queue", True): 8, ("work", False): 12}
 
 
 def test_queues_page_and_nav(bob_client, queue):
@@ -275,3 +275,20 @@ def test_an_outsider_cannot_decide_an_item(charlie_client, queue, bob):
     )
     assert response.status_code == 404
     assert not Decision.objects.exists()
+
+
+def test_the_queue_page_figures_follow_each_decision(alice_client, queue, alice, bob):
+    from review.services import decision_record
+
+    page = alice_client.get(url("queue", queue)).content.decode()
+    assert "<strong>0</strong> decided" in page
+    item = item_claim_next(queue=queue, user=bob)
+    held = alice_client.get(url("queue", queue)).content.decode()
+    assert "<strong>1</strong> being reviewed" in held  # claims are read live
+    decision_record(
+        item_id=item.pk, user=bob, action="approve", claim_seq=item.claim_seq, idempotency_key="k1"
+    )
+    after = alice_client.get(url("queue", queue)).content.decode()
+    assert "<strong>1</strong> decided" in after
+    assert "<td>bob</td><td>1</td><td>1</td><td>0</td>" in after
+    assert "Judge (overall)</th><td>1</td>" in after
