@@ -215,7 +215,7 @@ def duplicates_find(*, dataset_id: int, sample_ids: list[int]) -> dict[int, Dupl
             findings[pk] = DuplicateFinding(pk, best.match, round(best.score, 2), exact=False)
 
     with transaction.atomic():
-        _index_rows(dataset_id, [(pk, text) for pk, text, _ in rows])
+        _write_signatures(ids, keys, fresh=False)
     return findings
 
 
