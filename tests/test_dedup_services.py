@@ -132,8 +132,9 @@ def test_indexing_is_idempotent_and_the_command_rebuilds(dataset):
     _index(dataset, *Sample.objects.filter(dataset=dataset)[:10])
     out = StringIO()
     call_command("dedup_index", dataset.slug, "--no-progress", stdout=out)
+    assert "20 samples processed" in out.getvalue()
     assert "30 samples indexed" in out.getvalue()
-    call_command("dedup_index", dataset.slug, "--no-progress", stdout=out)
+    assert near_dup_index_add(dataset_id=dataset.pk) == 0
     assert NearDupSignature.objects.count() == 30
 
     call_command("dedup_index", dataset.slug, "--rebuild", "--no-progress", stdout=out)

@@ -180,15 +180,27 @@ class Match:
 
 
 def score_pairs(
-    left: Sequence[str], right: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD
+    left: Sequence[str],
+    right: Sequence[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    workers: int = 1,
 ) -> np.ndarray:
     """``fuzz.ratio`` of ``left[i]`` against ``right[i]`` for every i (0 below threshold).
 
-    rapidfuzz ``cpdist``: one call in C++ for all candidate pairs, no Python loop per pair.
+    rapidfuzz ``cpdist``: one call in C++ for all candidate pairs, no Python loop per pair;
+    ``workers`` threads (-1: every core).
     """
     if not left:
         return np.empty(0, dtype=np.float32)
-    return process.cpdist(left, right, scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.float32)
+    return process.cpdist(
+        left,
+        right,
+        scorer=fuzz.ratio,
+        score_cutoff=threshold,
+        dtype=np.float32,
+        workers=workers,
+    )
 
 
 def length_mask(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
@@ -229,6 +241,7 @@ class MemoryIndex:
     """
 
     threshold: float = DEFAULT_THRESHOLD
+    workers: int = 1
     _keys: list[np.ndarray] = field(default_factory=list)
     _ids: list[int] = field(default_factory=list)
     _texts: list[str] = field(default_factory=list)
@@ -276,6 +289,7 @@ class MemoryIndex:
             [prepared[q] for q in query.tolist()],
             [texts[p] for p in pos.tolist()],
             threshold=self.threshold,
+            workers=self.workers,
         )
         hit = scores >= self.threshold
         results: list[list[Match]] = [[] for _ in prepared]
