@@ -199,6 +199,25 @@ def test_a_500_that_never_ends_gives_up_with_the_reason(dataset, alice, llm_serv
     assert batch.status == Batch.Status.FAILED
 
 
+def test_a_truncated_answer_after_the_seams_attempts_is_queued_again(
+    dataset, alice, llm_server, one_parent
+):
+    llm_server.status(500)
+    llm_server.status(502)
+    llm_server.truncated()  # the third HTTP attempt: a content retry was still due
+    llm_server.respond_with(answering)
+    batch = run(dataset, alice, llm_server, requested_count=1)
+
+    item = batch.items.get()
+    assert (item.state, item.attempts, item.error_reason) == (State.DONE, 2, "")
+    assert [r.outcome for r in llm_server.chat_requests] == [
+        "status:500",
+        "status:502",
+        "truncated",
+        "answer",
+    ]
+
+
 def test_a_timeout_is_retried(dataset, alice, llm_server, one_parent):
     llm_server.hang(3)
     llm_server.respond_with(answering)
@@ -212,9 +231,9 @@ def test_a_timeout_is_retried(dataset, alice, llm_server, one_parent):
 @pytest.mark.parametrize(
     ("script", "reason", "requests"),
     [
-        (lambda s: [s.truncated(), s.truncated()], "truncated", 2),
-        (lambda s: [s.wrong_schema(), s.wrong_schema()], "schema_mismatch", 2),
-        (lambda s: [s.malformed(), s.malformed()], "invalid_json", 2),
+        (lambda s: [s.truncated() for _ in range(3)], "truncated", 3),
+        (lambda s: [s.wrong_schema() for _ in range(3)], "schema_mismatch", 3),
+        (lambda s: [s.malformed() for _ in range(3)], "invalid_json", 3),
         (lambda s: [s.status(400)], "bad_request", 1),
         (lambda s: [s.refusal("No.")], "refusal", 1),
         (lambda s: [s.answer({"question": "  "})], "empty_output", 1),
