@@ -272,6 +272,25 @@ def test_a_batch_of_mixed_faults_accounts_for_every_item(dataset, alice, llm_ser
     assert len(done) < 20, "and some do not"
 
 
+def test_a_bad_request_fails_its_item_after_one_call_while_transient_faults_are_retried(
+    dataset, alice, llm_server
+):
+    law_samples(dataset, 4)
+    llm_server.respond_with(answering)
+    llm_server.faults(p429=0.15, p5xx=0.15, bad_requests=0.2, seed=11, retry_after=0.05)
+    batch = run(dataset, alice, llm_server, requested_count=20)
+
+    items = list(batch.items.all())
+    failed = [i for i in items if i.state == State.FAILED]
+    outcomes = [r.outcome for r in llm_server.chat_requests]
+    assert failed, "with one request body in five refused, some item is"
+    # Every refused request failed its item at once, with its reason; nothing else failed.
+    assert {i.error_reason for i in failed} == {"bad_request"}
+    assert outcomes.count("status:400") == len(failed)
+    assert all(i.attempts == 1 for i in failed)
+    assert len(failed) + Sample.objects.filter(batch=batch).count() == 20
+
+
 # --- the budget cap ------------------------------------------------------------------------
 
 
