@@ -10,17 +10,22 @@ its one shared clock, so the check is exact: no window of the limiter's length h
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import queue
 import random
+import signal
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from synthaug.engine.ratelimit import RateLimiter
-from tests.test_embedded_default import _env, _manage
+from tests.test_embedded_default import ROOT, _env, _manage
 from tests.test_engine_ratelimit import Clock, worst_window
+from tests.test_generation_support import answering
 
 PROCESSES = 4
 PER_PROCESS = 15
@@ -172,3 +177,95 @@ def test_the_embedded_default_broker_gets_the_database_store():
 
     assert isinstance(_rate_store("filesystem://"), DatabaseStore)
     assert isinstance(_rate_store("redis://127.0.0.1:6379/5"), RedisStore)
+
+
+BATCH_SCRIPT = r"""
+import json, os, sys, time, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "synthaug.settings"
+django.setup()
+from django.db import connection
+from datasets.models import GenerationItem, ModelEndpoint
+from datasets.services.datasets import dataset_create
+from datasets.services.generation import batch_start
+from tests.test_generation_support import create
+
+assert connection.vendor == "sqlite"
+dataset = dataset_create(name="Embedded", slug="embedded", created_by=None,
+                         tag_dimensions={"topic": ["law"], "locale": []})
+endpoint = ModelEndpoint.objects.create(
+    name="limited", base_url=sys.argv[1], model="scripted-model", family="scripted",
+    timeout_seconds=5, max_concurrency=4, requests_per_minute=int(sys.argv[2]),
+)
+batch = create(dataset, None, generator=endpoint, method="template", requested_count=24,
+               checks=["format"], params={
+                   "template": "What does {country} law say about {subject}?",
+                   "answer": "It depends on the {subject} rules of {country}.",
+                   "slots": {"country": ["France", "Spain", "Italy", "Peru", "Chile", "Ghana"],
+                             "subject": ["tenancy", "inheritance", "contracts", "fishing"]},
+               })
+batch_start(batch=batch, user=None)
+items = GenerationItem.objects.filter(batch=batch)
+deadline = time.monotonic() + 240
+while items.filter(state__in=["pending", "running"]).exists() and time.monotonic() < deadline:
+    time.sleep(0.5)
+print(json.dumps({
+    "states": sorted(items.values_list("state", flat=True)),
+    # A claim's worker is "node:pid:token": the pool processes that generated.
+    "processes": sorted({w.split(":")[-2] for w in items.values_list("worker", flat=True)}),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_an_embedded_default_worker_pool_keeps_an_endpoints_limit(tmp_path, llm_server):
+    # The server allows 4 requests per 1.5 s; the app's window is 2 s (plus its slack): the
+    # margin absorbs a sender that wakes a little late on a loaded machine. Two worker
+    # processes that each kept their own window would send up to 8 per window, and the
+    # server would answer 429.
+    rpm = 4
+    llm_server.respond_with(answering)
+    llm_server.limits(rpm=rpm, window=1.5)
+    _manage(tmp_path, "migrate", "--noinput", "-v0")
+    env = {
+        **_env(tmp_path),
+        "SYNTHAUG_RATE_WINDOW_SECONDS": "2",
+        "SYNTHAUG_GENERATION_CHUNK_SIZE": "3",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "synthaug", "worker", "--loglevel=INFO"]
+    command += ["--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log_file:
+        worker = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", BATCH_SCRIPT, llm_server.base_url, str(rpm)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+    log = log_path.read_text()
+    assert result.returncode == 0, result.stdout + result.stderr + log[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["states"] == ["done"] * 24, log[-3000:]
+    assert "filesystem" in log  # the worker really used the embedded broker
+    outcomes = [r.outcome for r in llm_server.chat_requests]
+    assert outcomes.count("rate_limited") == 0
+    assert outcomes.count("answer") == 24
+    # Both pool processes generated: the limit held across processes, not within one.
+    assert len(outcome["processes"]) == 2, outcome["processes"]
