@@ -1,5 +1,8 @@
 """The rate limiter's database store (the embedded default's): shared by processes, pruned.
 
+The spawned processes import this module before they set Django up: keep Django imports at
+module level out of it.
+
 The behavioural tests every store passes are in `test_engine_ratelimit.py`. Here: several
 worker processes reserving at the same moment, each with its own connection, on SQLite (a
 fresh embedded-default database, migrated) and on PostgreSQL (the test database, committed
@@ -18,6 +21,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -25,7 +29,6 @@ import pytest
 from synthaug.engine.ratelimit import RateLimiter
 from tests.test_embedded_default import ROOT, _env, _manage
 from tests.test_engine_ratelimit import Clock, worst_window
-from tests.test_generation_support import answering
 
 PROCESSES = 4
 PER_PROCESS = 15
@@ -95,7 +98,11 @@ def _burst_from_processes(env: dict[str, str | None], key: str, limits) -> list[
     outcomes: list[dict] = []
     try:
         for _ in processes:  # every process connected: now they reserve at the same moment
-            assert ready.acquire(timeout=120), "a worker process did not start"
+            deadline = time.monotonic() + 180
+            while not ready.acquire(timeout=1):
+                dead = [p.exitcode for p in processes if p.exitcode is not None]
+                assert not dead, f"a worker process died before it was ready: {dead}"
+                assert time.monotonic() < deadline, "a worker process did not start"
         go.set()
         for _ in processes:
             outcomes.append(results.get(timeout=120))
@@ -222,6 +229,9 @@ def test_an_embedded_default_worker_pool_keeps_an_endpoints_limit(tmp_path, llm_
     # margin absorbs a sender that wakes a little late on a loaded machine. Two worker
     # processes that each kept their own window would send up to 8 per window, and the
     # server would answer 429.
+    # Imported here: the processes the other tests spawn import this module before Django.
+    from tests.test_generation_support import answering
+
     rpm = 4
     llm_server.respond_with(answering)
     llm_server.limits(rpm=rpm, window=1.5)
