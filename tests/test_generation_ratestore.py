@@ -279,3 +279,38 @@ def test_an_embedded_default_worker_pool_keeps_an_endpoints_limit(tmp_path, llm_
     assert outcomes.count("answer") == 24
     # Both pool processes generated: the limit held across processes, not within one.
     assert len(outcome["processes"]) == 2, outcome["processes"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_threads_connection_follows_conn_max_age_after_each_reservation():
+    """The async client reserves from executor threads that nothing else ever closes."""
+    import threading
+
+    from django.db import connections
+
+    from datasets.models import RateReservation
+    from datasets.services.generation.ratestore import DatabaseStore
+
+    store = DatabaseStore()
+    seen: dict[str, bool] = {}
+    settings_dict = connections["default"].settings_dict  # shared by every thread's wrapper
+    max_age = settings_dict["CONN_MAX_AGE"]
+
+    def reserve_in_a_thread() -> None:
+        try:
+            store.reserve("threaded", rpm=5, tpm=0, window=60, tokens=1, entry_id="a")
+            seen["open_after_reserve"] = connections["default"].connection is not None
+            store.adjust("threaded", entry_id="a", delta=4)
+            seen["open_after_adjust"] = connections["default"].connection is not None
+        finally:
+            connections["default"].close()
+
+    settings_dict["CONN_MAX_AGE"] = 0
+    try:
+        thread = threading.Thread(target=reserve_in_a_thread)
+        thread.start()
+        thread.join(30)
+    finally:
+        settings_dict["CONN_MAX_AGE"] = max_age
+    assert seen == {"open_after_reserve": False, "open_after_adjust": False}
+    assert RateReservation.objects.get(limit_id="threaded").tokens == 5

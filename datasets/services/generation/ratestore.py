@@ -78,6 +78,7 @@ class DatabaseStore:
             RateReservation.objects.using(self.using).create(
                 limit=limit, entry_id=entry_id, at=at, tokens=tokens
             )
+        self._done()
         return now, at
 
     def adjust(self, key: str, *, entry_id: str, delta: int) -> None:
@@ -85,6 +86,21 @@ class DatabaseStore:
         RateReservation.objects.using(self.using).filter(limit_id=key, entry_id=entry_id).update(
             tokens=Greatest(F("tokens") + delta, 0)
         )
+        self._done()
+
+    def _done(self) -> None:
+        """End of a unit of work, as a request or task end is: honour CONN_MAX_AGE on a server.
+
+        The async LLM client calls the store from its executor's threads, whose connections
+        neither requests nor Celery ever close; without this each such thread would keep a
+        PostgreSQL connection for as long as the worker runs. SQLite is left open: there a
+        connection is a file handle, the executor's threads are few, and reopening (with the
+        WAL pragmas) cost about 18 ms a reservation against 2 ms kept open (measured side by
+        side, under load).
+        """
+        connection = connections[self.using]
+        if connection.vendor != "sqlite" and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
     def clear(self, key: str) -> None:
         """Forget a key's reservations (tests, or an endpoint whose limits changed)."""
