@@ -345,6 +345,45 @@ class ModelEndpoint(models.Model):
         return f"{self.name}: {self.model} @ {where}"
 
 
+class RateLimitKey(models.Model):
+    """One rate limiter key (an endpoint's limits) on the embedded default, which has no Redis.
+
+    The row is what reservations lock: every worker process that reserves a send time for
+    the key first locks this row (``select_for_update`` on PostgreSQL; on SQLite the
+    ``IMMEDIATE`` transaction holds the database's write lock), so reading the window and
+    adding to it is one atomic step. See ``datasets.services.generation.ratestore``.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class RateReservation(models.Model):
+    """A send time reserved for one request within a key's window, and its tokens.
+
+    ``at`` is seconds since the epoch on the store's clock (the database server's on
+    PostgreSQL, the one machine's wall clock on SQLite). Rows older than one window are
+    deleted by the next reservation for the same key, so a key holds at most one window's
+    worth of rows.
+    """
+
+    limit = models.ForeignKey(RateLimitKey, on_delete=models.CASCADE, related_name="reservations")
+    entry_id = models.CharField(max_length=64)
+    at = models.FloatField()
+    tokens = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["limit", "at"], name="ratereservation_key_at")]
+        constraints = [
+            models.UniqueConstraint(fields=["limit", "entry_id"], name="ratereservation_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.limit_id} {self.entry_id} at {self.at} ({self.tokens} tokens)"
+
+
 class PromptTemplate(models.Model):
     """A named prompt for one generation method (or the judge); its text lives in versions."""
 

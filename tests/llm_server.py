@@ -26,6 +26,7 @@ injects random faults (if `faults()` was called) or answers with the default res
     server.truncated()   server.refusal("I can't")   server.wrong_schema({...})   server.malformed()
     server.limits(rpm=60, tpm=10_000)                        # 429 + Retry-After when exceeded
     server.faults(p429=0.1, p5xx=0.05, ptimeout=0.05, ptruncated=0.05, p400=0.01, seed=1)
+    server.faults(..., bad_requests=0.01)   # 400 for 1% of request bodies, every time they come
 
 The default responder builds a minimal instance of the request's `json_schema` when it has one,
 `{"answer": "ok"}` in JSON mode, and "ok" otherwise. A reply longer than the request's
@@ -34,6 +35,7 @@ The default responder builds a minimal instance of the request's `json_schema` w
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import threading
@@ -82,9 +84,20 @@ class _Faults:
     ptimeout: float
     ptruncated: float
     p400: float
+    bad_requests: float
+    seed: int
     rng: random.Random
     hang_seconds: float
     retry_after: float
+
+    def is_bad(self, body: dict[str, Any]) -> bool:
+        """Whether this request body is one of the `bad_requests` share: the same every time."""
+        if not self.bad_requests:
+            return False
+        digest = hashlib.sha256(
+            str(self.seed).encode() + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        ).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.bad_requests
 
 
 @dataclass
@@ -320,11 +333,18 @@ class ScriptedLLMServer:
         ptimeout: float = 0.0,
         ptruncated: float = 0.0,
         p400: float = 0.0,
+        bad_requests: float = 0.0,
         seed: int = 0,
         hang_seconds: float = 30.0,
         retry_after: float = 0.5,
     ) -> ScriptedLLMServer:
-        """Random faults for every unscripted request, reproducible from `seed`."""
+        """Random faults for every unscripted request, reproducible from `seed`.
+
+        The `p*` faults are drawn per call, so a retry of the same request draws afresh, as a
+        provider's transient faults do. `bad_requests` is different: that share of request
+        bodies (chosen by a hash of the body and `seed`) is answered 400 on every call, as a
+        real server answers a request it cannot accept.
+        """
         with self._lock:
             self._faults = _Faults(
                 p429=p429,
@@ -332,6 +352,8 @@ class ScriptedLLMServer:
                 ptimeout=ptimeout,
                 ptruncated=ptruncated,
                 p400=p400,
+                bad_requests=bad_requests,
+                seed=seed,
                 rng=random.Random(seed),
                 hang_seconds=hang_seconds,
                 retry_after=retry_after,
@@ -374,6 +396,8 @@ class ScriptedLLMServer:
                 return self._queue.popleft()
             faults = self._faults
             if faults is not None:
+                if faults.is_bad(body):
+                    return _Reply("status", status=400)
                 roll = faults.rng.random()
                 for threshold, reply in (
                     (faults.p429, _Reply("status", status=429, retry_after=faults.retry_after)),

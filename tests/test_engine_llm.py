@@ -298,19 +298,48 @@ def test_it_retries_a_reply_that_is_not_a_chat_completion(llm_server):
     assert result.attempts == 3
 
 
-# --- content failures: one extra attempt, then permanent ----------------------------------------
+# --- content failures: two extra attempts, then permanent ---------------------------------------
 
 
-def test_it_retries_truncated_output_once_then_gives_up(llm_server):
-    for _ in range(3):
+def test_it_retries_truncated_output_twice_then_gives_up(llm_server):
+    for _ in range(4):
         llm_server.truncated(GOOD)
     sleeps = Sleeps()
-    with client_for(llm_server, sleeps) as client, pytest.raises(PermanentLLMError) as caught:
+    policy = RetryPolicy(max_attempts=5)  # attempts to spare: the content limit is what stops
+    with (
+        LLMClient(endpoint_for(llm_server), policy=policy, sleep=sleeps) as client,
+        pytest.raises(PermanentLLMError) as caught,
+    ):
         ask(client)
     assert caught.value.reason == errors.TRUNCATED
-    assert caught.value.attempts == 2
+    assert caught.value.attempts == 3
     assert caught.value.output_tokens > 0
-    assert len(llm_server.chat_requests) == 2
+    assert len(llm_server.chat_requests) == 3
+    assert llm_server.pending == 1
+
+
+def test_a_second_truncated_answer_is_still_retried(llm_server):
+    llm_server.truncated(GOOD)
+    llm_server.truncated(GOOD)
+    llm_server.answer(GOOD)
+    with client_for(llm_server) as client:
+        result = ask(client)
+    assert result.data == GOOD
+    assert result.attempts == 3
+
+
+def test_a_content_failure_that_runs_out_of_attempts_is_transient(llm_server):
+    # Two 5xx used two of the three attempts; the truncated third would have been retried.
+    llm_server.status(500)
+    llm_server.status(503)
+    llm_server.truncated(GOOD)
+    llm_server.answer(GOOD)
+    with client_for(llm_server) as client, pytest.raises(TransientLLMError) as caught:
+        ask(client)
+    assert caught.value.reason == errors.TRUNCATED
+    assert caught.value.attempts == 3
+    assert caught.value.output_tokens > 0  # the cut-off answer was billed
+    assert len(llm_server.chat_requests) == 3
     assert llm_server.pending == 1
 
 
@@ -322,13 +351,13 @@ def test_it_treats_output_cut_at_max_tokens_as_truncated(llm_server):
 
 
 def test_it_rejects_output_off_the_schema(llm_server):
-    llm_server.wrong_schema({"question": "only half"})
-    llm_server.wrong_schema({"question": "only half"})
+    for _ in range(3):
+        llm_server.wrong_schema({"question": "only half"})
     with client_for(llm_server) as client, pytest.raises(PermanentLLMError) as caught:
         ask(client)
     assert caught.value.reason == errors.SCHEMA_MISMATCH
     assert "answer" in caught.value.message
-    assert len(llm_server.chat_requests) == 2
+    assert len(llm_server.chat_requests) == 3
 
 
 def test_it_recovers_when_the_second_attempt_fits_the_schema(llm_server):
@@ -339,17 +368,17 @@ def test_it_recovers_when_the_second_attempt_fits_the_schema(llm_server):
 
 
 def test_it_rejects_output_that_is_not_json(llm_server):
-    llm_server.malformed()
-    llm_server.malformed()
+    for _ in range(3):
+        llm_server.malformed()
     with client_for(llm_server) as client, pytest.raises(PermanentLLMError) as caught:
         ask(client)
     assert caught.value.reason == errors.INVALID_JSON
-    assert len(llm_server.chat_requests) == 2
+    assert len(llm_server.chat_requests) == 3
 
 
 def test_it_rejects_a_json_value_that_is_not_an_object(llm_server):
-    llm_server.answer("[1, 2]")
-    llm_server.answer("[1, 2]")
+    for _ in range(3):
+        llm_server.answer("[1, 2]")
     with client_for(llm_server) as client, pytest.raises(PermanentLLMError) as caught:
         ask(client)
     assert caught.value.reason == errors.SCHEMA_MISMATCH

@@ -154,6 +154,22 @@ def test_fault_injection_is_random_but_reproducible():
     assert any(o in first for o in ("status:500", "status:502", "status:503"))
 
 
+def test_bad_requests_get_400_every_time_and_other_faults_are_drawn_per_call(llm_server):
+    llm_server.faults(p5xx=0.5, bad_requests=0.25, seed=3)
+    bodies = [
+        {"model": "m", "messages": [{"role": "user", "content": f"item {n}"}]} for n in range(40)
+    ]
+    first = [call(llm_server, "POST", "/v1/chat/completions", body)[0] for body in bodies]
+    again = [call(llm_server, "POST", "/v1/chat/completions", body)[0] for body in bodies]
+    bad = [n for n, status in enumerate(first) if status == 400]
+    # The same bodies are refused the second time, and only they.
+    assert [n for n, status in enumerate(again) if status == 400] == bad
+    assert 3 <= len(bad) <= 20
+    # The per-call faults do not follow the body: some answered bodies fail once, not twice.
+    flips = [n for n in range(40) if n not in bad and (first[n] >= 500) != (again[n] >= 500)]
+    assert flips
+
+
 def test_scripted_replies_come_before_faults(llm_server):
     llm_server.faults(p5xx=1.0, seed=1)
     llm_server.answer({"fine": True})

@@ -1,4 +1,10 @@
-"""The shared rate limiter: the algorithm on a fake clock, then real Redis across processes."""
+"""The shared rate limiter: the algorithm on a fake clock, then real Redis across processes.
+
+The behavioural tests run on every store that implements the protocol: `MemoryStore`, and the
+database store of the embedded default (`datasets.services.generation.ratestore`) on the test
+database, with the same fake clock. The database store's own tests across processes, on SQLite
+and PostgreSQL, are in `test_generation_ratestore.py`.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +31,23 @@ class Clock:
         return self.now
 
 
-def limiter_on(clock: Clock, *, rpm: int = 0, tpm: int = 0, window: float = 10.0) -> RateLimiter:
-    return RateLimiter(MemoryStore(clock), "endpoint", rpm, tpm, window=window, slack=0)
+@pytest.fixture(params=["memory", pytest.param("database", marks=pytest.mark.django_db)])
+def store_for(request):
+    """Build the store under test on a given clock (the database store on the test database)."""
+    if request.param == "memory":
+        return MemoryStore
+    # Imported here: the engine's own tests (and the processes they spawn) need no Django.
+    from datasets.services.generation.ratestore import DatabaseStore
+
+    return lambda clock: DatabaseStore(clock=clock)
+
+
+@pytest.fixture
+def limiter_on(store_for):
+    def make(clock: Clock, *, rpm: int = 0, tpm: int = 0, window: float = 10.0) -> RateLimiter:
+        return RateLimiter(store_for(clock), "endpoint", rpm, tpm, window=window, slack=0)
+
+    return make
 
 
 def worst_window(sends: list[tuple[float, int]], window: float) -> tuple[int, int]:
@@ -44,10 +65,10 @@ def worst_window(sends: list[tuple[float, int]], window: float) -> tuple[int, in
     return most_requests, most_tokens
 
 
-# --- the algorithm, on MemoryStore and a fake clock ----------------------------------------------
+# --- the algorithm, on each store and a fake clock ------------------------------------------------
 
 
-def test_requests_per_window_are_capped_and_reservations_queue_up():
+def test_requests_per_window_are_capped_and_reservations_queue_up(limiter_on):
     clock = Clock()
     limiter = limiter_on(clock, rpm=3)
     assert [limiter.acquire(1) for _ in range(3)] == [0, 0, 0]
@@ -57,7 +78,7 @@ def test_requests_per_window_are_capped_and_reservations_queue_up():
     assert limiter.acquire(1) == 10  # the queue keeps its order: no one jumps it
 
 
-def test_tokens_per_window_are_capped():
+def test_tokens_per_window_are_capped(limiter_on):
     clock = Clock()
     limiter = limiter_on(clock, tpm=100)
     assert limiter.acquire(60) == 0
@@ -67,7 +88,7 @@ def test_tokens_per_window_are_capped():
     assert limiter.acquire(20) == pytest.approx(9)
 
 
-def test_settle_returns_unused_tokens_and_charges_overruns():
+def test_settle_returns_unused_tokens_and_charges_overruns(limiter_on):
     clock = Clock()
     limiter = limiter_on(clock, tpm=100)
     assert limiter.acquire(90) == 0
@@ -77,7 +98,7 @@ def test_settle_returns_unused_tokens_and_charges_overruns():
     assert limiter.acquire(10) == pytest.approx(10)
 
 
-def test_a_request_bigger_than_the_limit_waits_for_an_empty_window():
+def test_a_request_bigger_than_the_limit_waits_for_an_empty_window(limiter_on):
     clock = Clock()
     limiter = limiter_on(clock, tpm=100)
     assert limiter.acquire(10) == 0
@@ -97,7 +118,7 @@ def test_no_limits_means_no_waiting_and_no_store():
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_random_traffic_never_exceeds_either_limit_in_any_window(seed):
+def test_random_traffic_never_exceeds_either_limit_in_any_window(seed, limiter_on):
     rng = random.Random(seed)
     clock = Clock()
     window, rpm, tpm = 10.0, 7, 300
@@ -155,18 +176,32 @@ def redis_key():
     store.clear(key)
 
 
-def test_redis_store_caps_requests_and_tokens(redis_key):
-    store = RedisStore(REDIS_URL)
-    limiter = RateLimiter(store, redis_key, rpm=3, tpm=100, window=30, slack=0)
+@pytest.fixture(params=["redis", pytest.param("database", marks=pytest.mark.django_db)])
+def shared_store(request):
+    """A store shared by processes, on its real clock (Redis's, or the database server's)."""
+    if request.param == "redis":
+        store = RedisStore(REDIS_URL)
+    else:
+        from datasets.services.generation.ratestore import DatabaseStore
+
+        store = DatabaseStore()
+    key = f"test-{uuid.uuid4().hex}"
+    yield store, key
+    for suffix in ("", "-t"):
+        store.clear(key + suffix)
+
+
+def test_shared_stores_cap_requests_and_tokens(shared_store):
+    store, key = shared_store
+    limiter = RateLimiter(store, key, rpm=3, tpm=100, window=30, slack=0)
     assert [limiter.acquire(20) for _ in range(3)] == [0, 0, 0]
     assert 29 < limiter.acquire(20) <= 30
-    tokens_only = RateLimiter(store, redis_key + "-t", rpm=0, tpm=100, window=30, slack=0)
+    tokens_only = RateLimiter(store, key + "-t", rpm=0, tpm=100, window=30, slack=0)
     assert tokens_only.acquire(70) == 0
     tokens_only.settle(10, 70)  # an over-estimate gives its unused tokens back
     assert tokens_only.acquire(80) == 0
     tokens_only.settle(95, 80)  # an overrun is charged: 105 in the window now
     assert 29 < tokens_only.acquire(1) <= 30
-    store.clear(redis_key + "-t")
 
 
 def test_redis_keys_expire_after_the_window(redis_key):

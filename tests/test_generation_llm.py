@@ -199,6 +199,25 @@ def test_a_500_that_never_ends_gives_up_with_the_reason(dataset, alice, llm_serv
     assert batch.status == Batch.Status.FAILED
 
 
+def test_a_truncated_answer_after_the_seams_attempts_is_queued_again(
+    dataset, alice, llm_server, one_parent
+):
+    llm_server.status(500)
+    llm_server.status(502)
+    llm_server.truncated()  # the third HTTP attempt: a content retry was still due
+    llm_server.respond_with(answering)
+    batch = run(dataset, alice, llm_server, requested_count=1)
+
+    item = batch.items.get()
+    assert (item.state, item.attempts, item.error_reason) == (State.DONE, 2, "")
+    assert [r.outcome for r in llm_server.chat_requests] == [
+        "status:500",
+        "status:502",
+        "truncated",
+        "answer",
+    ]
+
+
 def test_a_timeout_is_retried(dataset, alice, llm_server, one_parent):
     llm_server.hang(3)
     llm_server.respond_with(answering)
@@ -212,9 +231,9 @@ def test_a_timeout_is_retried(dataset, alice, llm_server, one_parent):
 @pytest.mark.parametrize(
     ("script", "reason", "requests"),
     [
-        (lambda s: [s.truncated(), s.truncated()], "truncated", 2),
-        (lambda s: [s.wrong_schema(), s.wrong_schema()], "schema_mismatch", 2),
-        (lambda s: [s.malformed(), s.malformed()], "invalid_json", 2),
+        (lambda s: [s.truncated() for _ in range(3)], "truncated", 3),
+        (lambda s: [s.wrong_schema() for _ in range(3)], "schema_mismatch", 3),
+        (lambda s: [s.malformed() for _ in range(3)], "invalid_json", 3),
         (lambda s: [s.status(400)], "bad_request", 1),
         (lambda s: [s.refusal("No.")], "refusal", 1),
         (lambda s: [s.answer({"question": "  "})], "empty_output", 1),
@@ -251,6 +270,25 @@ def test_a_batch_of_mixed_faults_accounts_for_every_item(dataset, alice, llm_ser
     )
     assert len(done) >= 10, "with these odds most items get through"
     assert len(done) < 20, "and some do not"
+
+
+def test_a_bad_request_fails_its_item_after_one_call_while_transient_faults_are_retried(
+    dataset, alice, llm_server
+):
+    law_samples(dataset, 4)
+    llm_server.respond_with(answering)
+    llm_server.faults(p429=0.15, p5xx=0.15, bad_requests=0.2, seed=11, retry_after=0.05)
+    batch = run(dataset, alice, llm_server, requested_count=20)
+
+    items = list(batch.items.all())
+    failed = [i for i in items if i.state == State.FAILED]
+    outcomes = [r.outcome for r in llm_server.chat_requests]
+    assert failed, "with one request body in five refused, some item is"
+    # Every refused request failed its item at once, with its reason; nothing else failed.
+    assert {i.error_reason for i in failed} == {"bad_request"}
+    assert outcomes.count("status:400") == len(failed)
+    assert all(i.attempts == 1 for i in failed)
+    assert len(failed) + Sample.objects.filter(batch=batch).count() == 20
 
 
 # --- the budget cap ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ matter to callers:
   429, 5xx). The seam has already retried it; a task may re-queue the item later, honouring
   `retry_after` when the server gave one.
 - `PermanentLLMError`: sending the same request again will not help (400, 401, 403, 404, 422,
-  a refusal, or output that stayed truncated, unparsable or off-schema after its one extra try).
+  a refusal, or output that stayed truncated, unparsable or off-schema through its retries).
 
 Every error carries a short machine `reason` ("rate_limited", "schema_mismatch", …) so a batch
 page can group failures by reason. Messages never contain the API key or the prompt.

@@ -10,8 +10,17 @@ What is retried, at most `RetryPolicy.max_attempts` requests in all:
 
 - transient failures (connection, timeout, 408, 409, 429, 5xx), with exponential backoff and full
   jitter, or the server's `Retry-After` when it sent one;
-- output that is truncated (`finish_reason == "length"`), not JSON, or off-schema: one extra
-  attempt (`RetryPolicy.content_retries`), then `PermanentLLMError`.
+- output that is truncated (`finish_reason == "length"`), not JSON, or off-schema: two extra
+  attempts (`RetryPolicy.content_retries`), then `PermanentLLMError`. Sampled output varies
+  from one try to the next, so a second cut-off answer is still mostly bad luck; the worst
+  case (every content failure retried twice in vain) costs one request more per such item
+  than a single retry, which the fault benchmark's call budget (1.6 requests per item at 5%
+  truncated answers) absorbs.
+
+A content failure that still had retries left when the attempts ran out (two 5xx, then a
+truncated answer) is raised as a `TransientLLMError` with the content reason: the transient
+failures used the attempts up, so the caller re-queues the item like any transient failure
+instead of failing it for an answer it would have retried.
 
 Not retried: 400, 401, 403, 404, 422 and refusals raise `PermanentLLMError` at once.
 
@@ -110,7 +119,7 @@ class LLMResult:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 3
-    content_retries: int = 1
+    content_retries: int = 2
     backoff_base: float = 0.5
     backoff_cap: float = 20.0
     # A server asking for a longer pause than this gets a TransientLLMError carrying its
@@ -428,6 +437,14 @@ class _Attempts:
         else:
             raise error
         if self.attempts >= policy.max_attempts:
+            if isinstance(error, PermanentLLMError):  # a content failure with retries left
+                raise TransientLLMError(
+                    f"{error.message} (out of attempts with retries left)",
+                    reason=error.reason,
+                    attempts=error.attempts,
+                    input_tokens=error.input_tokens,
+                    output_tokens=error.output_tokens,
+                ) from error
             raise error
         log.info(
             "LLM endpoint %s: attempt %d failed (%s), retrying in %.2fs",

@@ -15,8 +15,10 @@ on its own waits for an empty window.
 request took a little longer to leave, still keeps the provider's window.
 
 Stores implement the two-method `RateStore` protocol: `MemoryStore` (one process, tests) and
-`RedisStore` (atomic Lua, shared by processes and machines, using the Redis server's clock). A
-database-backed store can implement the same two methods with a row locked for update.
+`RedisStore` (atomic Lua, shared by processes and machines, using the Redis server's clock).
+The embedded default, which has no Redis, uses the database store in
+`datasets.services.generation.ratestore` (a row locked for update per key); it lives in the app
+because the engine does not touch the ORM.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ class RateLimiter:
             return entry_id
 
 
-def _earliest(
+def earliest_reservation(
     *,
     now: float,
     log: list[tuple[float, int]],
@@ -151,7 +153,8 @@ def _earliest(
 ) -> float:
     """The reservation time for a new request, given the live log (oldest first).
 
-    The Lua script in `RedisStore` is a transcription of this function; change both together.
+    `MemoryStore` and the database store call it; the Lua script in `RedisStore` is a
+    transcription of it: change both together.
     """
     t = max(now, log[-1][0]) if log else now
     if rpm > 0 and len(log) >= rpm:
@@ -191,7 +194,7 @@ class MemoryStore:
             while log.entries and log.entries[0][0] <= now - window:
                 _, old = log.entries.popleft()
                 log.total -= log.tokens.pop(old, 0)
-            t = _earliest(
+            t = earliest_reservation(
                 now=now,
                 log=[(stamp, log.tokens[eid]) for stamp, eid in log.entries],
                 total=log.total,

@@ -8,9 +8,10 @@ import os
 from django.conf import settings
 
 from datasets.models import ModelEndpoint
+from datasets.services.generation.ratestore import DatabaseStore
 from synthaug.engine import errors
 from synthaug.engine.llm import Endpoint
-from synthaug.engine.ratelimit import MemoryStore, RateLimiter, RateStore, RedisStore
+from synthaug.engine.ratelimit import RateLimiter, RateStore, RedisStore
 from synthaug.engine.slots import RedisSlots
 
 
@@ -49,10 +50,9 @@ def endpoint_for(row: ModelEndpoint) -> Endpoint:
 def _rate_store(broker_url: str) -> RateStore:
     if _is_redis(broker_url):
         return RedisStore(broker_url)
-    # The embedded default has no Redis: each worker process keeps its own window, so N
-    # worker processes may together send up to N times an endpoint's limits. Run Redis
-    # (CELERY_BROKER_URL) for limits shared exactly by every worker.
-    return MemoryStore()
+    # The embedded default has no Redis: the database, which every worker process shares
+    # already, holds the windows, so the limits hold for all of them together.
+    return DatabaseStore()
 
 
 def rate_limiter_for(row: ModelEndpoint) -> RateLimiter | None:
