@@ -317,6 +317,48 @@ def _work_mem(cursor) -> None:
         cursor.execute("SET LOCAL work_mem = '64MB'")
 
 
+# GIN upkeep during a bulk insert into Sample (trigram search, tags), for the rest of the
+# import's transaction only. Each inserted row appends its keys to the index's pending
+# list; when the list passes gin_pending_list_limit (4 MB by default) the inserting
+# backend merges it into the index, accumulating at most work_mem of keys per pass. A
+# bigger list merged with more memory touches each trigram's posting tree fewer times:
+# about 10% less database CPU for the insert, measured in bench/import_bench.py's
+# conditions.
+_GIN_PENDING_LIMIT = "64MB"
+_GIN_WORK_MEM = "256MB"
+
+
+def _gin_bulk_settings(cursor) -> None:
+    if connection.vendor == "postgresql":
+        cursor.execute(f"SET LOCAL work_mem = '{_GIN_WORK_MEM}'")
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{_GIN_WORK_MEM}'")
+        cursor.execute(f"SET LOCAL gin_pending_list_limit = '{_GIN_PENDING_LIMIT}'")
+
+
+def _gin_merge_pending(cursor, model) -> None:
+    """Merge what the import left in the GIN indexes' pending lists into the indexes.
+
+    Otherwise up to _GIN_PENDING_LIMIT of keys would wait there after commit: every text
+    search would scan them, and the next single-row insert (a generated sample) would pay
+    for the merge. Searches are correct either way (they read the pending list too), so
+    where the database user does not own the indexes the merge is left to autovacuum.
+    """
+    if connection.vendor != "postgresql":
+        return
+    cursor.execute(
+        """
+        SELECT gin_clean_pending_list(i.indexrelid)
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_am a ON a.oid = c.relam
+        WHERE i.indrelid = %s::regclass AND a.amname = 'gin'
+          -- Only the index's owner (or a superuser) may merge; skip rather than fail.
+          AND pg_has_role(current_user, c.relowner, 'USAGE')
+        """,
+        [model._meta.db_table],
+    )
+
+
 def find_duplicates(job: ImportJob) -> None:
     """Store a row error for every staged row that duplicates a sample or an earlier row.
 
@@ -448,6 +490,7 @@ def insert_samples(job: ImportJob, *, progress: Progress | None = None) -> int:
             [job.pk, job.pk],
         )
         last_row, total = cursor.fetchone()
+        _gin_bulk_settings(cursor)
         inserted = 0
         low = 0
         while low < last_row:
@@ -497,6 +540,7 @@ def insert_samples(job: ImportJob, *, progress: Progress | None = None) -> int:
             low = high
             if progress is not None:
                 progress(inserted, int(total))
+        _gin_merge_pending(cursor, Sample)
     return inserted
 
 
