@@ -6,13 +6,16 @@ it leaves behind in the indexes and in the session is what production sees.
 
 from __future__ import annotations
 
+import threading
+
+import orjson
 import pytest
 from django.db import connection
 from django.urls import reverse
 
 from datasets.importing import streamed
 from datasets.models import ImportJob, ImportStagedRow, Sample
-from datasets.services.imports import import_file
+from datasets.services.imports import import_file, import_job_create, import_job_validate
 from tests.test_import_support import write_jsonl
 
 ROWS = 300
@@ -112,3 +115,66 @@ def test_a_failure_after_some_slices_are_inserted_leaves_nothing_behind(
     assert not Sample.objects.exists()
     assert not ImportStagedRow.objects.filter(job=job).exists()
     assert _session_settings() == before
+
+
+# --- Checking rows while the previous chunk is written (the pipelined stager) ---------------
+
+
+@pytest.fixture
+def small_chunks(monkeypatch) -> list[str]:
+    """Chunks of 100 rows; returns the names of the threads that wrote staged rows."""
+    monkeypatch.setattr(streamed, "CHUNK_ROWS", 100)
+    writers: list[str] = []
+    copy = streamed._copy
+
+    def recording_copy(model, columns, rows, *, raw=None):
+        if model is ImportStagedRow:
+            writers.append(threading.current_thread().name)
+        return copy(model, columns, rows, raw=raw)
+
+    monkeypatch.setattr(streamed, "_copy", recording_copy)
+    return writers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_unreadable_after_some_chunks_leaves_nothing_behind(
+    dataset, alice, tmp_path, small_chunks
+):
+    good = b"".join(orjson.dumps(row) + b"\n" for row in _rows() * 10)
+    path = tmp_path / "rows.jsonl"
+    # A Latin-1 byte after 3,000 good lines: the decoder fails long after the first chunks.
+    path.write_bytes(good + b'{"question": "caf\xe9"}\n')
+
+    job = import_file(dataset=dataset, created_by=alice, path=path)
+
+    assert job.status == ImportJob.Status.FAILED
+    assert "UTF-8" in job.file_error
+    # Chunks were written, by the writer thread, before the reader gave up ...
+    assert len(small_chunks) >= 10
+    assert set(small_chunks) == {"import-copy_0"}
+    # ... and none of them is left, nor any sample or row error.
+    assert not ImportStagedRow.objects.exists()
+    assert not job.row_errors.exists()
+    assert not Sample.objects.exists()
+
+
+def test_checking_while_writing_records_every_row_in_order(dataset, alice, tmp_path, small_chunks):
+    rows = _rows()
+    for i in range(0, ROWS, 7):
+        rows[i] = {"id": f"r{i}", "answer": "no question", "topic": "health"}
+    bad = list(range(1, ROWS + 1, 7))  # file rows count from 1
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    job = import_job_create(
+        dataset=dataset, created_by=alice, file=path, file_name=path.name, enqueue=False
+    )
+
+    job = import_job_validate(job=job)
+
+    assert job.status == ImportJob.Status.VALIDATED
+    assert len(small_chunks) >= 2
+    assert sorted({e.row for e in job.row_errors.all()}) == bad
+    staged = list(
+        ImportStagedRow.objects.filter(job=job).order_by("id").values_list("row", flat=True)
+    )
+    assert staged == [n for n in range(1, ROWS + 1) if n not in bad]
+    assert job.rows_total == ROWS
