@@ -240,7 +240,7 @@ class Stager:
         if rows:
             self._write_rows(rows, raw=raw)
         if documents:
-            self._write_documents(documents)
+            self._write_documents(documents, raw=raw)
         if errors:
             write_errors(self.job, errors, use_copy=self.use_copy, raw=raw)
 
@@ -295,9 +295,7 @@ class Stager:
             batch_size=500,
         )
 
-    def _write_documents(self, documents: list[CleanDocument]) -> None:
-        # Documents are never pipelined (no ``raw``): the SQuAD and document imports stage
-        # a few thousand rows at most.
+    def _write_documents(self, documents: list[CleanDocument], *, raw=None) -> None:
         job_id = self.job.pk
         if self.use_copy:
             _copy(
@@ -316,6 +314,7 @@ class Stager:
                     )
                     for d in documents
                 ],
+                raw=raw,
             )
             return
         ImportStagedDocument.objects.bulk_create(
