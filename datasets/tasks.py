@@ -108,3 +108,17 @@ def coverage_refresh_task(dataset_id: int) -> None:
     """Rebuild a dataset's kept coverage counts. Idempotent: a rebuild from scratch."""
     coverage_refresh_started(dataset_id=dataset_id)
     coverage_counts_refresh(dataset_id=dataset_id)
+
+
+# --- near-duplicate index of imported samples ---------------------------------------------
+from datasets.services.dedup import near_dup_index_add  # noqa: E402
+
+
+@shared_task
+def near_dup_index_task(dataset_id: int, import_job_id: int) -> None:
+    """Add an import's samples to the near-duplicate index (queued after its commit).
+
+    Idempotent: samples already indexed are skipped, and each chunk commits on its own, so
+    a redelivered task only does what is left.
+    """
+    near_dup_index_add(dataset_id=dataset_id, import_job_id=import_job_id)

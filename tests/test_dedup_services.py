@@ -21,9 +21,10 @@ from datasets.services.dedup import (
     near_dup_index_size,
 )
 from datasets.services.imports import import_file
+from synthaug.celery import app as celery_app
 from tests.factories import make_sample, make_samples
 from tests.test_import_support import HEADER, good_rows, write_csv
-from tests.workers import ROOT, database_url_of_test_db
+from tests.workers import ROOT, celery_worker, database_url_of_test_db, wait_for
 
 Q = "What happens to you if you eat watermelon seeds in the summer?"
 NEAR = "What happens to you if you eat watermelon seeds in summer??"
@@ -113,18 +114,27 @@ def test_hostile_text_is_compared_as_text(dataset):
     )
 
 
-def test_it_indexes_samples_of_a_real_import_through_the_signal(
-    dataset, alice, tmp_path, django_capture_on_commit_callbacks
-):
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_indexes_the_samples_of_a_real_import_after_it_commits(dataset, alice, tmp_path):
+    celery_app.control.purge()
     path = write_csv(tmp_path / "seed.csv", [HEADER, *good_rows()])
-    with django_capture_on_commit_callbacks(execute=True):
-        job = import_file(dataset=dataset, created_by=alice, path=path)
+    job = import_file(dataset=dataset, created_by=alice, path=path)
     assert job.status == job.Status.SUCCEEDED
+    # The import returns as soon as its samples are committed; the index follows in a task.
+    assert NearDupSignature.objects.count() == 0
 
-    assert NearDupSignature.objects.count() == 3
+    with celery_worker():
+        wait_for(
+            lambda: NearDupSignature.objects.count() == 3,
+            timeout=60,
+            what="the import's samples to be indexed",
+        )
+
     new = _synthetic(dataset, "What happens if you eat watermelon seeds??")
     finding = duplicates_find(dataset_id=dataset.pk, sample_ids=[new.pk])[new.pk]
     assert finding.duplicate_of_id == Sample.objects.get(external_id="q1").pk
+    celery_app.control.purge()
 
 
 def test_indexing_is_idempotent_and_the_command_rebuilds(dataset):

@@ -336,7 +336,7 @@ def _validate_samples(job: ImportJob, progress: Progress | None) -> None:
             if progress is not None:
                 progress(outcome.rows_total, None)
             return
-        stager = Stager(job, progress=progress)
+        stager = Stager(job, progress=progress, pipelined=True)
         stager.bytes_read = lambda: reader.bytes_read
         stage_sample_rows(stager, spec, reader)
     if stager.rows_total == 0:

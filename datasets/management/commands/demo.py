@@ -19,6 +19,7 @@ from datasets.models import Dataset, ImportJob, Sample
 from datasets.selectors.verification import batch_funnel
 from datasets.services.coverage import coverage_counts_refresh, coverage_settings_update
 from datasets.services.datasets import dataset_create, membership_add, user_create
+from datasets.services.dedup import near_dup_index_add
 from datasets.services.generation import (
     batch_create,
     batch_run_sync,
@@ -222,6 +223,10 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  skipped {job.rows_skipped} rows (duplicates), listed on the import page"
                 )
+            # Imports leave their near-duplicate indexing to a task; the demo's batches are
+            # checked right below, against the real samples, so index them now (the task
+            # then finds nothing left to do).
+            near_dup_index_add(dataset_id=dataset.pk, import_job_id=job.pk)
         return dataset
 
     def _batches(self, dataset: Dataset, lead) -> None:
