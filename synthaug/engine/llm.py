@@ -58,6 +58,12 @@ NO_KEY = "no-key"
 # Output budget assumed for rate limiting when the caller sets no max_tokens.
 DEFAULT_OUTPUT_ESTIMATE = 1024
 
+# Requests go through the client's low-level `post` (its HTTP, auth, timeouts and error
+# classes) with the body `build_request` made: `chat.completions.create` would walk that body
+# against the SDK's types and build pydantic models of the reply, about as much CPU as the
+# rest of a call. The reply is read from its JSON (`read_completion`).
+CHAT_PATH = "/chat/completions"
+
 _SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _FENCED = re.compile(r"^```[A-Za-z]*\s*\n?(.*?)\n?```$", re.DOTALL)
 
@@ -231,12 +237,16 @@ class Reply:
 
 
 def read_completion(completion: Any) -> Reply:
-    """Read a ChatCompletion; a reply without a first choice is an `invalid_response`."""
+    """Read a chat completion, as the JSON object the endpoint sent (what the clients read)
+    or as the SDK's ChatCompletion; a reply without a first choice is an `invalid_response`.
+    """
     if isinstance(completion, (str, bytes)):
         # The client hands back the text of a reply that was not JSON at all.
         raise TransientLLMError(
             "the reply is not a chat completion", reason=errors.INVALID_RESPONSE
         )
+    if isinstance(completion, dict):
+        return _read_completion_json(completion)
     choices = getattr(completion, "choices", None)
     if not choices:
         raise TransientLLMError("the reply has no choices", reason=errors.INVALID_RESPONSE)
@@ -252,6 +262,35 @@ def read_completion(completion: Any) -> Reply:
         input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
     )
+
+
+def _read_completion_json(completion: dict[str, Any]) -> Reply:
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise TransientLLMError("the reply has no choices", reason=errors.INVALID_RESPONSE)
+    choice = choices[0]
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
+    usage = completion.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    content = message.get("content")
+    refusal = message.get("refusal")
+    return Reply(
+        response_id=str(completion.get("id") or ""),
+        model=str(completion.get("model") or ""),
+        content=content if content is None or isinstance(content, str) else str(content),
+        refusal=refusal if refusal is None or isinstance(refusal, str) else str(refusal),
+        finish_reason=str(choice.get("finish_reason") or ""),
+        input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+    )
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def parse_content(reply: Reply, validate: Callable[[Any], Any]) -> dict[str, Any]:
@@ -570,7 +609,9 @@ class LLMClient(_ClientBase):
                 self._count_call()
                 started = time.monotonic()
                 try:
-                    completion = self._client.chat.completions.create(**request)
+                    completion = orjson.loads(
+                        self._client.post(CHAT_PATH, body=request, cast_to=bytes)
+                    )
                 except API_EXCEPTIONS as exc:
                     outcome: LLMResult | LLMError = classify_exception(exc)
                 else:
@@ -670,7 +711,9 @@ class AsyncLLMClient(_ClientBase):
                 self._count_call()
                 started = time.monotonic()
                 try:
-                    completion = await self._client.chat.completions.create(**request)
+                    completion = orjson.loads(
+                        await self._client.post(CHAT_PATH, body=request, cast_to=bytes)
+                    )
                 except API_EXCEPTIONS as exc:
                     outcome: LLMResult | LLMError = classify_exception(exc)
                 else:
