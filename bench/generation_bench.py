@@ -42,7 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-BENCH_DB = "synthaug_bench_generation"
+BENCH_DB = os.environ.get("BENCH_GENERATION_DB", "synthaug_bench_generation")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 sys.path.insert(0, str(ROOT))
 
