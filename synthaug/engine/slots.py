@@ -15,6 +15,7 @@ interval, small next to an LLM call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -90,19 +91,29 @@ class RedisSlots:
         return int(self.client.zcard(self.prefix + key))
 
     @asynccontextmanager
-    async def hold(self, key: str, *, limit: int, lease: float = 15.0) -> AsyncIterator[None]:
+    async def hold(
+        self,
+        key: str,
+        *,
+        limit: int,
+        lease: float = 15.0,
+        gate: asyncio.Lock | None = None,
+    ) -> AsyncIterator[None]:
         """Wait for a slot of ``key`` (at most ``limit`` holders), hold it for the block.
 
         The lease is renewed every third of its length while the block runs, so a long call
-        keeps its slot and a dead holder loses it within one ``lease``.
+        keeps its slot and a dead holder loses it within one ``lease``. Waiters that share a
+        ``gate`` poll Redis one at a time (the others wait on the gate), so a process with
+        many waiters sends one poll per interval, not one per waiter.
         """
         holder = uuid.uuid4().hex
-        delay = self.poll
-        while not await asyncio.to_thread(
-            self.try_acquire, key, limit=limit, holder=holder, lease=lease
-        ):
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 1.5, self.max_poll)
+        async with gate or contextlib.nullcontext():
+            delay = self.poll
+            while not await asyncio.to_thread(
+                self.try_acquire, key, limit=limit, holder=holder, lease=lease
+            ):
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 1.5, self.max_poll)
         renewing = asyncio.create_task(self._keep(key, holder=holder, lease=lease))
         try:
             yield
