@@ -35,6 +35,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -650,11 +651,52 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# Connection pools kept per event loop, for clients made with reuse_http=True: on a loop
+# that outlives many chunk runs, each endpoint keeps its connections. A loop's pools go
+# with the loop; past _POOLS_PER_LOOP endpoints the oldest pool is closed.
+_POOLS_PER_LOOP = 16
+_pools: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str, float], openai.AsyncOpenAI]
+] = weakref.WeakKeyDictionary()
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _new_async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key or NO_KEY,
+        timeout=endpoint.timeout,
+        max_retries=0,
+        # One TLS context per process: building one loads the CA bundle (tens of ms of
+        # CPU), and a chunk task makes a client per run.
+        http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()),
+    )
+
+
+def _pooled_async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    """The running loop's client for the endpoint's URL, key and timeout, made once."""
+    loop = asyncio.get_running_loop()
+    pools = _pools.setdefault(loop, {})
+    key = (endpoint.base_url, endpoint.api_key, float(endpoint.timeout))
+    client = pools.get(key)
+    if client is None:
+        if len(pools) >= _POOLS_PER_LOOP:
+            oldest = next(iter(pools))
+            closing = loop.create_task(pools.pop(oldest).close())
+            _closing.add(closing)  # held until done: the loop keeps only weak references
+            closing.add_done_callback(_closing.discard)
+        client = pools[key] = _new_async_openai(endpoint)
+    return client
+
+
 class AsyncLLMClient(_ClientBase):
     """The asyncio twin of `LLMClient`, for many concurrent calls inside one task.
 
     At most `endpoint.max_concurrency` requests are in flight at once. Bound to the event loop
-    it is first used on (as the underlying HTTP client is): make one per `asyncio.run`.
+    it is first used on (as the underlying HTTP client is): make one per `asyncio.run`. With
+    ``reuse_http=True`` (make it inside the running loop) it sends through that loop's
+    client for the endpoint, kept open for later clients of the same endpoint: for a loop
+    that serves many short runs, such as a worker process's.
     """
 
     def __init__(
@@ -665,19 +707,13 @@ class AsyncLLMClient(_ClientBase):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
+        reuse_http: bool = False,
     ) -> None:
         super().__init__(endpoint, policy=policy, rng=rng, limiter=limiter)
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max(1, endpoint.max_concurrency))
-        self._client = openai.AsyncOpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key or NO_KEY,
-            timeout=endpoint.timeout,
-            max_retries=0,
-            # One TLS context per process: building one loads the CA bundle (tens of ms of
-            # CPU), and a chunk task makes a client per run.
-            http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()),
-        )
+        self._owns_http = not reuse_http
+        self._client = _pooled_async_openai(endpoint) if reuse_http else _new_async_openai(endpoint)
 
     async def complete_json(
         self,
@@ -739,7 +775,8 @@ class AsyncLLMClient(_ClientBase):
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_http:
+            await self._client.close()
 
     async def __aenter__(self) -> AsyncLLMClient:
         return self

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
@@ -43,6 +44,7 @@ from datasets.generation.methods import Document, Generated, GenerationFailed, P
 from datasets.models import Batch, GenerationItem, ModelEndpoint, Sample, SourceDocument
 from datasets.selectors.generation import batch_spent
 from datasets.services.coverage import COVERAGE_GENERATION_DELAY, coverage_refresh_request
+from datasets.services.generation.aio import Bridge
 from datasets.services.generation.batches import endpoint_cost, prompt_default
 from datasets.services.generation.endpoints import (
     concurrency_slots_for,
@@ -57,11 +59,14 @@ from datasets.services.generation.queue import GenerationSettings, chunked, conf
 from synthaug.engine import errors
 from synthaug.engine.llm import AsyncLLMClient, Endpoint, RetryPolicy
 from synthaug.engine.offline import OFFLINE_VERSION
+from synthaug.engine.slots import LocalWaiters
 from synthaug.engine.text import content_hash, flatten
 
 log = logging.getLogger(__name__)
 
 State = GenerationItem.State
+# Bridge.db: run a function on the chunk's database thread and await its result.
+DatabaseCall = Callable[..., Awaitable[Any]]
 GAVE_UP = "gave_up"
 INTERNAL = "internal"
 
@@ -633,21 +638,22 @@ class _Chunk:
                 if item is not None:
                     self.record_failure(item, exc.reason, exc.message, Usage())
             return
-        async_to_sync(self._run_llm)(endpoint, seqs)
+        bridge = Bridge()
+        bridge.run(self._run_llm(endpoint, seqs, bridge.db))
 
-    async def _run_llm(self, endpoint: Endpoint, seqs: list[int]) -> None:
+    async def _run_llm(self, endpoint: Endpoint, seqs: list[int], db: DatabaseCall) -> None:
         """Call the endpoint for ``seqs`` through ``max_concurrency`` lanes.
 
         A lane takes one of the endpoint's shared slots (Redis), claims an item, calls,
         hands the answer to the writer and lets the slot go; so an item's lease starts when
         it is about to be sent, and slots pass between the workers sharing the endpoint
         call by call. Lanes that want items at the same moment share one claim; answers
-        are written in groups (``_Writer``). Database work goes back to the calling thread
-        (thread_sensitive): one connection, the one Celery manages, and tests see their own
-        transaction.
+        are written in groups (``_Writer``). Runs on the process's loop (``aio``), through
+        its pooled HTTP client for the endpoint; ``db`` runs database work on the thread
+        that runs the chunk.
         """
-        failure = sync_to_async(self.record_failure)
-        transient = sync_to_async(self.record_transient)
+        failure = functools.partial(db, self.record_failure)
+        transient = functools.partial(db, self.record_transient)
         version = self.version
         client = AsyncLLMClient(
             endpoint,
@@ -655,13 +661,17 @@ class _Chunk:
                 max_attempts=self.conf.http_attempts, backoff_base=self.conf.backoff_seconds
             ),
             limiter=rate_limiter_for(self.generator),
+            reuse_http=True,
         )
         limit = max(1, endpoint.max_concurrency)
         shared = concurrency_slots_for(self.generator)
-        # One lane at a time waits for a shared slot: the others wait here, not in Redis.
-        gate = asyncio.Lock()
-        claims = _Claims(self, seqs)
-        writer = _Writer(sync_to_async(self.record_successes), size=max(1, limit // 2))
+        # One lane at a time polls for a shared slot; a slot a lane lets go wakes it.
+        waiting = LocalWaiters()
+        # Nothing is claimed ahead under a budget cap: an item claimed ahead is called even
+        # if the answers before it reach the cap, past the overshoot the cap promises.
+        ahead = 0 if self.check_budget else max(1, limit // 4)
+        claims = _Claims(self, seqs, db, ahead=ahead)
+        writer = _Writer(functools.partial(db, self.record_successes), size=max(1, limit // 2))
 
         async def lane() -> None:
             while claims.more():
@@ -671,7 +681,7 @@ class _Chunk:
                         await call(*claimed)
                     continue
                 store, key = shared
-                async with store.hold(key, limit=limit, gate=gate):
+                async with store.hold(key, limit=limit, local=waiting):
                     claimed = await claims.next()
                     if claimed is not None:
                         await call(*claimed)
@@ -715,6 +725,7 @@ class _Chunk:
         try:
             lanes = [lane() for _ in range(min(limit, len(seqs)))]
             results = await asyncio.gather(*lanes, return_exceptions=True)
+            results.extend(await asyncio.gather(claims.close(), return_exceptions=True))
             # Answers already paid for are written even when a lane failed.
             results.append(await writer.close())
         finally:
@@ -725,34 +736,68 @@ class _Chunk:
 
 
 class _Claims:
-    """The chunk's seqs, handed out to lanes; lanes that ask together share one claim."""
+    """The chunk's seqs, handed out to lanes.
 
-    def __init__(self, run: _Chunk, seqs: list[int]) -> None:
+    Lanes that ask together share one claim, and up to ``ahead`` items are claimed before
+    a lane asks (in the background, while the lanes' calls run): a lane holding a slot
+    then finds its next item ready instead of waiting behind the chunk's other database
+    work, which left the slot idle. Such an item's lease starts up to one call early.
+    """
+
+    def __init__(self, run: _Chunk, seqs: list[int], db: DatabaseCall, *, ahead: int) -> None:
         self.run = run
         self.todo = list(reversed(seqs))
-        self.ready: list[tuple[GenerationItem, Work]] = []
+        self.ready: deque[tuple[GenerationItem, Work]] = deque()
+        self.ahead = ahead
         self.waiting = 0
         self.lock = asyncio.Lock()
-        self.claim = sync_to_async(self._claim)
+        self.refill: asyncio.Task[None] | None = None
+        self.claim = functools.partial(db, self._claim)
+
+    def _open(self) -> bool:
+        return bool(self.todo) and not self.run.stopped
 
     def more(self) -> bool:
-        return bool(self.ready or (self.todo and not self.run.stopped))
+        """Whether an item may still come: ready, to be claimed, or being claimed."""
+        refilling = self.refill is not None and not self.refill.done()
+        return bool(self.ready) or self._open() or refilling
 
     def _claim(self, seqs: list[int]) -> list[tuple[GenerationItem, Work]]:
         items = self.run.claim_group(seqs)
         return list(zip(items, self.run.works_for(items), strict=True))
+
+    async def _claim_more(self, count: int) -> None:
+        """Claim up to ``count`` more seqs; call holding the lock."""
+        group = [self.todo.pop() for _ in range(min(count, len(self.todo)))]
+        self.ready.extend(await self.claim(group))
+
+    async def _refill(self) -> None:
+        async with self.lock:
+            wanted = self.ahead - len(self.ready)
+            if wanted > 0 and self._open():
+                await self._claim_more(wanted)
 
     async def next(self) -> tuple[GenerationItem, Work] | None:
         """The next item this run won and what it works from; None when none is left."""
         self.waiting += 1
         try:
             async with self.lock:
-                while not self.ready and self.todo and not self.run.stopped:
-                    group = [self.todo.pop() for _ in range(min(self.waiting, len(self.todo)))]
-                    self.ready = list(reversed(await self.claim(group)))
-                return self.ready.pop() if self.ready else None
+                while not self.ready and self._open():
+                    await self._claim_more(self.waiting + self.ahead)
+                claimed = self.ready.popleft() if self.ready else None
         finally:
             self.waiting -= 1
+        if len(self.ready) < self.ahead and self._open() and not self.more_coming():
+            self.refill = asyncio.ensure_future(self._refill())
+        return claimed
+
+    def more_coming(self) -> bool:
+        return self.refill is not None and not self.refill.done()
+
+    async def close(self) -> None:
+        """Wait for a claim in flight (its items are then in ``ready``, and released)."""
+        if self.refill is not None:
+            await self.refill
 
 
 class _Writer:
