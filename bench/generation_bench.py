@@ -292,8 +292,12 @@ def _http_floor(base_url: str, body: dict[str, Any], calls: int, concurrency: in
     HTTP client with no app around it: what this machine, loaded as it is, lets any client
     reach against the server (the server's own overhead included)."""
     import asyncio
+    import logging
 
     import httpx2
+
+    # Django's settings log every request of the client at INFO: not part of a bare client.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
     async def run() -> float:
         todo = iter(range(calls))
