@@ -1,10 +1,12 @@
 """Generating items: claim a slot, generate it, record the sample. What a chunk task runs.
 
 A slot is claimed with a conditional UPDATE (PENDING -> RUNNING, with a lease) whose row count
-says who won; no row lock is held while the model is called. The sample is then written in one
-short transaction that locks the item, so a redelivered or duplicated task, or a worker whose
-lease was taken over, cannot make a second sample for the slot (and ``(batch, seq)`` is unique
-on Sample as the last line of defence).
+says who won (several slots at once: UPDATE ... RETURNING); no row lock is held while the model
+is called. Samples are then written, a group of answers at a time, in one short transaction that
+locks their items, so a redelivered or duplicated task, or a worker whose lease was taken over,
+cannot make a second sample for a slot (and ``(batch, seq)`` is unique on Sample as the last
+line of defence). An answer waiting for its group's write keeps its item RUNNING: a worker
+that dies then costs one repeated call, never a lost or doubled sample.
 
 Retries have one owner per layer: the LLM seam retries HTTP (``SYNTHAUG_GENERATION_HTTP_
 ATTEMPTS`` requests per claim); a transient failure that outlives them puts the item back to
@@ -19,7 +21,6 @@ costs a duplicate call; the sample is still made once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -27,14 +28,13 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -51,11 +51,13 @@ from datasets.services.generation.endpoints import (
     endpoint_for,
     rate_limiter_for,
 )
+from datasets.services.generation.lanes import Claims, Writer
 from datasets.services.generation.lifecycle import (
     batch_finish_if_complete,
     batch_stop_for_budget,
 )
 from datasets.services.generation.queue import GenerationSettings, chunked, conf
+from datasets.services.generation.sql import DoneRow, items_claim, items_mark_done
 from synthaug.engine import errors
 from synthaug.engine.llm import AsyncLLMClient, Endpoint, RetryPolicy
 from synthaug.engine.offline import OFFLINE_VERSION
@@ -103,89 +105,6 @@ class ChunkOutcome:
 def worker_name(hint: str = "") -> str:
     """Who holds a claim: host (or the Celery node name), process and a per-run token."""
     return f"{hint or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[-200:]
-
-
-def _claim_rows(
-    *,
-    batch_id: int,
-    seqs: list[int],
-    worker: str,
-    now: datetime,
-    lease_until: datetime,
-    max_attempts: int,
-) -> list[GenerationItem]:
-    """PENDING -> RUNNING for the items of ``seqs`` still claimable; the rows this won.
-
-    Raw SQL because the ORM's update() returns a count, not rows; PostgreSQL and SQLite
-    (3.35+) both have UPDATE ... RETURNING. Every value is a parameter; the table and
-    column names come from the model.
-    """
-    meta = GenerationItem._meta
-    ops = connection.ops
-
-    def column(name: str) -> str:
-        return ops.quote_name(meta.get_field(name).column)
-
-    marks = ", ".join(["%s"] * len(seqs))
-    sql = (
-        f"UPDATE {ops.quote_name(meta.db_table)} SET {column('state')} = %s, "  # noqa: S608
-        f"{column('attempts')} = {column('attempts')} + 1, {column('lease_until')} = %s, "
-        f"{column('worker')} = %s, {column('started_at')} = %s "
-        f"WHERE {column('batch')} = %s AND {column('seq')} IN ({marks}) "
-        f"AND {column('state')} = %s AND {column('attempts')} < %s RETURNING *"
-    )
-    params = [
-        State.RUNNING,
-        ops.adapt_datetimefield_value(lease_until),
-        worker,
-        ops.adapt_datetimefield_value(now),
-        batch_id,
-        *seqs,
-        State.PENDING,
-        max_attempts,
-    ]
-    return sorted(GenerationItem.objects.raw(sql, params), key=lambda item: item.seq)
-
-
-def _mark_done(rows: list[tuple[int, int, Usage, Decimal]]) -> None:
-    """Items (id, sample id, usage, cost) answered and written: DONE, their usage added.
-
-    One statement per item sent with executemany, which psycopg pipelines (one round
-    trip for the group); a bulk_update would build a CASE per field and row, which costs
-    more CPU than the rest of the write.
-    """
-    meta = GenerationItem._meta
-    ops = connection.ops
-
-    def column(name: str) -> str:
-        return ops.quote_name(meta.get_field(name).column)
-
-    cost = meta.get_field("cost")
-    tokens_in, tokens_out, paid = column("input_tokens"), column("output_tokens"), column("cost")
-    sql = (
-        f"UPDATE {ops.quote_name(meta.db_table)} SET {column('state')} = %s, "  # noqa: S608
-        f"{column('sample')} = %s, {column('lease_until')} = NULL, "
-        f"{column('finished_at')} = %s, {column('error_reason')} = '', "
-        f"{column('error_detail')} = '', {column('response_id')} = %s, "
-        f"{tokens_in} = {tokens_in} + %s, {tokens_out} = {tokens_out} + %s, "
-        f"{paid} = {paid} + %s WHERE {column('id')} = %s"
-    )
-    now = ops.adapt_datetimefield_value(timezone.now())
-    params = [
-        (
-            State.DONE,
-            sample_id,
-            now,
-            usage.response_id[:200],
-            usage.input_tokens,
-            usage.output_tokens,
-            ops.adapt_decimalfield_value(money, cost.max_digits, cost.decimal_places),
-            item_id,
-        )
-        for item_id, sample_id, usage, money in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 # --- one chunk ------------------------------------------------------------------------------
@@ -283,7 +202,7 @@ class _Chunk:
             self.stopped = True
             return []
         now = timezone.now()
-        won = _claim_rows(
+        won = items_claim(
             batch_id=self.batch.pk,
             seqs=seqs,
             worker=self.worker,
@@ -317,6 +236,10 @@ class _Chunk:
             self._marked_running = True
         self.outcome.claimed += len(won)
         return won
+
+    def _claim(self, seqs: list[int]) -> list[tuple[GenerationItem, Work]]:
+        items = self.claim_group(seqs)
+        return list(zip(items, self.works_for(items), strict=True))
 
     def works_for(self, items: list[GenerationItem]) -> list[Work]:
         """What each item works from, its parents and documents read in one query each."""
@@ -554,9 +477,16 @@ class _Chunk:
             sample.duplicate_of_id = firsts[sample.content_hash].pk
         if later:
             Sample.objects.bulk_create(later)
-        _mark_done(
+        items_mark_done(
             [
-                (answer.item.pk, sample.pk, answer.usage, self._cost(answer.usage))
+                DoneRow(
+                    item_id=answer.item.pk,
+                    sample_id=sample.pk,
+                    response_id=answer.usage.response_id,
+                    input_tokens=answer.usage.input_tokens,
+                    output_tokens=answer.usage.output_tokens,
+                    cost=self._cost(answer.usage),
+                )
                 for answer, sample in zip(fresh, samples, strict=True)
             ]
         )
@@ -670,8 +600,12 @@ class _Chunk:
         # Nothing is claimed ahead under a budget cap: an item claimed ahead is called even
         # if the answers before it reach the cap, past the overshoot the cap promises.
         ahead = 0 if self.check_budget else max(1, limit // 4)
-        claims = _Claims(self, seqs, db, ahead=ahead)
-        writer = _Writer(functools.partial(db, self.record_successes), size=max(1, limit // 2))
+        claims: Claims[tuple[GenerationItem, Work]] = Claims(
+            seqs, functools.partial(db, self._claim), stopped=lambda: self.stopped, ahead=ahead
+        )
+        writer: Writer[Answer] = Writer(
+            functools.partial(db, self.record_successes), size=max(1, limit // 2)
+        )
 
         async def lane() -> None:
             while claims.more():
@@ -710,7 +644,8 @@ class _Chunk:
                 await failure(item, exc.reason, exc.detail, Usage())
                 return
             except Exception as exc:
-                log.exception("Generation failed for %s", item)
+                # Not str(item): it reads the batch row, and this runs on the event loop.
+                log.exception("Generation failed for batch %s item %s", self.batch.pk, item.seq)
                 await failure(item, INTERNAL, f"{type(exc).__name__}: {exc}", Usage())
                 return
             usage = Usage(result.input_tokens, result.output_tokens, result.response_id)
@@ -733,124 +668,6 @@ class _Chunk:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-
-
-class _Claims:
-    """The chunk's seqs, handed out to lanes.
-
-    Lanes that ask together share one claim, and up to ``ahead`` items are claimed before
-    a lane asks (in the background, while the lanes' calls run): a lane holding a slot
-    then finds its next item ready instead of waiting behind the chunk's other database
-    work, which left the slot idle. Such an item's lease starts up to one call early.
-    """
-
-    def __init__(self, run: _Chunk, seqs: list[int], db: DatabaseCall, *, ahead: int) -> None:
-        self.run = run
-        self.todo = list(reversed(seqs))
-        self.ready: deque[tuple[GenerationItem, Work]] = deque()
-        self.ahead = ahead
-        self.waiting = 0
-        self.lock = asyncio.Lock()
-        self.refill: asyncio.Task[None] | None = None
-        self.claim = functools.partial(db, self._claim)
-
-    def _open(self) -> bool:
-        return bool(self.todo) and not self.run.stopped
-
-    def more(self) -> bool:
-        """Whether an item may still come: ready, to be claimed, or being claimed."""
-        refilling = self.refill is not None and not self.refill.done()
-        return bool(self.ready) or self._open() or refilling
-
-    def _claim(self, seqs: list[int]) -> list[tuple[GenerationItem, Work]]:
-        items = self.run.claim_group(seqs)
-        return list(zip(items, self.run.works_for(items), strict=True))
-
-    async def _claim_more(self, count: int) -> None:
-        """Claim up to ``count`` more seqs; call holding the lock."""
-        group = [self.todo.pop() for _ in range(min(count, len(self.todo)))]
-        self.ready.extend(await self.claim(group))
-
-    async def _refill(self) -> None:
-        async with self.lock:
-            wanted = self.ahead - len(self.ready)
-            if wanted > 0 and self._open():
-                await self._claim_more(wanted)
-
-    async def next(self) -> tuple[GenerationItem, Work] | None:
-        """The next item this run won and what it works from; None when none is left."""
-        self.waiting += 1
-        try:
-            async with self.lock:
-                while not self.ready and self._open():
-                    await self._claim_more(self.waiting + self.ahead)
-                claimed = self.ready.popleft() if self.ready else None
-        finally:
-            self.waiting -= 1
-        if len(self.ready) < self.ahead and self._open() and not self.more_coming():
-            self.refill = asyncio.ensure_future(self._refill())
-        return claimed
-
-    def more_coming(self) -> bool:
-        return self.refill is not None and not self.refill.done()
-
-    async def close(self) -> None:
-        """Wait for a claim in flight (its items are then in ``ready``, and released)."""
-        if self.refill is not None:
-            await self.refill
-
-
-class _Writer:
-    """Writes answers in groups: at most ``size`` at once, at least every ``delay`` s.
-
-    One write runs at a time; answers arriving meanwhile wait for the next, so under load
-    the groups grow and the writes per answer shrink. An answer waiting here is paid for
-    and its item still RUNNING: a worker that dies now loses it, and the reaper queues the
-    item again (one call repeated, no sample lost or doubled).
-    """
-
-    def __init__(
-        self, write: Callable[[list[Answer]], Awaitable[None]], *, size: int, delay: float = 0.25
-    ) -> None:
-        self.write = write
-        self.size = size
-        self.delay = delay
-        self.pending: list[Answer] = []
-        self.full = asyncio.Event()
-        self.closing = False
-        self.task: asyncio.Task[None] | None = None
-        self.error: BaseException | None = None
-
-    def add(self, answer: Answer) -> None:
-        self.pending.append(answer)
-        if len(self.pending) >= self.size:
-            self.full.set()
-        if self.task is None or self.task.done():
-            self.task = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        while self.pending:
-            if len(self.pending) < self.size and not self.closing:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.full.wait(), self.delay)
-            self.full.clear()
-            group, self.pending = self.pending, []
-            try:
-                await self.write(group)
-            except Exception as exc:
-                # The group's items stay RUNNING and the reaper queues them again; the
-                # chunk reports the first such error when it ends.
-                log.exception("Could not write %d answers; queued again later", len(group))
-                self.error = self.error or exc
-
-    async def close(self) -> BaseException | None:
-        """Write what is left; the exception a write raised, if one did."""
-        self.closing = True
-        self.full.set()
-        if self.task is not None:
-            await self.task
-        await self._drain()
-        return self.error
 
 
 def batch_chunk_run(
