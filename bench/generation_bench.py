@@ -102,6 +102,7 @@ def _server_main(conn, config: dict[str, Any]) -> None:
                     "admitted_tokens": admitted_tokens,
                     "max_in_flight": server.max_in_flight,
                     "sample_body": sample,
+                    "arrivals": sorted(record.time for record in chats),
                 }
             )
         elif command == "reset":
@@ -297,19 +298,59 @@ def _idle_worker_cpu(database_url: str, env: dict[str, str], concurrency: int) -
 # --- the parts ------------------------------------------------------------------------------
 
 
+def _http_floor(base_url: str, body: dict[str, Any], calls: int, concurrency: int) -> float:
+    """Wall time of ``calls`` bare requests, ``concurrency`` at a time, from one asyncio
+    HTTP client with no app around it: what this machine, loaded as it is, lets any client
+    reach against the server (the server's own overhead included)."""
+    import asyncio
+    import logging
+
+    import httpx2
+
+    # Django's settings log every request of the client at INFO: not part of a bare client.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+    async def run() -> float:
+        todo = iter(range(calls))
+        async with httpx2.AsyncClient(base_url=base_url, timeout=30) as client:
+
+            async def lane() -> None:
+                for _ in todo:
+                    response = await client.post("/chat/completions", json=body)
+                    response.raise_for_status()
+
+            started = time.monotonic()
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
+            return time.monotonic() - started
+
+    return asyncio.run(run())
+
+
 def part_latency(args, database_url: str) -> dict[str, Any]:
     env = {"SYNTHAUG_GENERATION_CHUNK_SIZE": str(args.chunk)}
     idle = _idle_worker_cpu(database_url, env, args.workers)
     server = Server(latency=args.latency)
     try:
         batch = _batch(server.base_url, args.calls, concurrency=args.concurrency)
+        # The floor first, with a request like the app's (the server's answer reads only
+        # the messages): the same server, the same load, minutes apart at most.
+        floor_body = {
+            "model": "scripted-model",
+            "messages": [{"role": "user", "content": "What does Country1 law say about x?"}],
+            "response_format": {"type": "json_object"},
+            "max_tokens": 400,
+        }
+        floor = _http_floor(server.base_url, floor_body, args.floor_calls, args.concurrency)
+        server.ask("reset")
         worker = Worker(database_url, env, args.workers)
+        started = time.monotonic()  # the server's clock too: CLOCK_MONOTONIC is system-wide
         wall, states = _run(batch, timeout=args.calls * args.latency + 300)
         cpu = worker.stop()
         stats = server.ask("stats")
     finally:
         server.close()
     ideal = args.calls * args.latency / args.concurrency
+    floor_ratio = floor / (args.floor_calls * args.latency / args.concurrency)
     own_cpu = max(cpu - idle, 0.0)
     result = {
         "calls": stats["calls"],
@@ -319,9 +360,14 @@ def part_latency(args, database_url: str) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "ideal_s": round(ideal, 2),
         "wall_over_ideal": round(wall / ideal, 3),
+        # A bare HTTP client's ratio in the same run: the part of wall_over_ideal that is
+        # the machine's (a loaded machine delays the server's answers), not the app's.
+        "bare_client_over_ideal": round(floor_ratio, 3),
+        "wall_over_bare_client": round(wall / ideal / floor_ratio, 3),
         "worker_cpu_s": round(cpu, 2),
         "idle_worker_cpu_s": round(idle, 2),
         "cpu_ms_per_call": round(own_cpu / max(stats["calls"], 1) * 1000, 3),
+        **_in_flight(stats["arrivals"], started=started, wall=wall, latency=args.latency),
     }
     result["pass"] = (
         result["wall_over_ideal"] <= 1.25
@@ -330,6 +376,19 @@ def part_latency(args, database_url: str) -> dict[str, Any]:
         and stats["max_in_flight"] <= args.concurrency
     )
     return result
+
+
+def _in_flight(arrivals: list[float], *, started: float, wall: float, latency: float) -> dict:
+    """Where the wall time beyond the ideal went: before the first call, after the last,
+    and how many calls were in flight on average in between."""
+    if not arrivals:
+        return {}
+    first, last = arrivals[0] - started, arrivals[-1] - started
+    return {
+        "first_call_after_s": round(first, 2),
+        "after_last_call_s": round(wall - last, 2),
+        "mean_in_flight_between": round(len(arrivals) * latency / (last - first + latency), 2),
+    }
 
 
 def _naive_pool(base_url: str, body: dict[str, Any], items: int, threads: int) -> dict[str, Any]:
@@ -518,6 +577,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--floor-calls", type=int, default=800, help="bare-client calls (latency part)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker pool processes")
     parser.add_argument("--chunk", type=int, default=64, help="items per chunk task")
     parser.add_argument("--window", type=float, default=10.0)

@@ -251,7 +251,10 @@ SYNTHAUG_CHECKS_CHUNK_SIZE = env_int("SYNTHAUG_CHECKS_CHUNK_SIZE", 50)
 # Generation. Items are claimed with a lease; a RUNNING item whose lease ran out belongs to
 # a dead worker and the reaper queues it again. The lease must outlast one item's work: the
 # endpoint's timeout times the HTTP attempts, plus backoff.
-SYNTHAUG_GENERATION_CHUNK_SIZE = env_int("SYNTHAUG_GENERATION_CHUNK_SIZE", 20)
+# A chunk task keeps up to the endpoint's concurrency of calls in flight; each task's start
+# and its last calls leave slots idle, so a chunk holds several times a usual concurrency
+# (the latency benchmark: 1.37x the ideal with 20 per chunk, 1.24x with 64).
+SYNTHAUG_GENERATION_CHUNK_SIZE = env_int("SYNTHAUG_GENERATION_CHUNK_SIZE", 64)
 SYNTHAUG_GENERATION_LEASE_SECONDS = env_int("SYNTHAUG_GENERATION_LEASE_SECONDS", 300)
 # A QUEUED or RUNNING batch with pending items and no sign of life for this long lost its
 # task messages (Redis restarted without persistence): the reaper queues them again.

@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 
-from synthaug.engine.slots import RedisSlots
+from synthaug.engine.slots import LocalWaiters, RedisSlots
 
 REDIS_URL = os.environ.get("SYNTHAUG_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
@@ -95,4 +95,33 @@ def test_a_live_holder_keeps_its_slot_past_the_lease() -> None:
             return slots.try_acquire(key, limit=1, holder="other", lease=5)
 
     assert asyncio.run(main()) is False
+    assert slots.holders(key) == 0
+
+
+def test_a_slot_released_in_the_process_wakes_its_waiter_at_once() -> None:
+    # Polls two seconds apart: only the release's wake-up lets the waiter in sooner.
+    slots = RedisSlots(REDIS_URL, poll=2.0, max_poll=2.0)
+    key = f"test:{uuid.uuid4().hex}"
+    waiters = LocalWaiters()
+
+    async def main() -> float:
+        held = asyncio.Event()
+
+        async def first() -> None:
+            async with slots.hold(key, limit=1, lease=30, local=waiters):
+                held.set()
+                await asyncio.sleep(0.3)
+
+        async def second() -> float:
+            await held.wait()
+            asked = time.monotonic()
+            async with slots.hold(key, limit=1, lease=30, local=waiters):
+                return time.monotonic() - asked
+
+        _, waited = await asyncio.gather(first(), second())
+        return waited
+
+    waited = asyncio.run(main())
+    # The holder let go after 0.3 s; the next poll would have come after at least 1 s.
+    assert 0.25 <= waited < 0.9
     assert slots.holders(key) == 0

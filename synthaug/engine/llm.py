@@ -44,6 +44,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,12 @@ NO_KEY = "no-key"
 
 # Output budget assumed for rate limiting when the caller sets no max_tokens.
 DEFAULT_OUTPUT_ESTIMATE = 1024
+
+# Requests go through the client's low-level `post` (its HTTP, auth, timeouts and error
+# classes) with the body `build_request` made: `chat.completions.create` would walk that body
+# against the SDK's types and build pydantic models of the reply, about as much CPU as the
+# rest of a call. The reply is read from its JSON (`read_completion`).
+CHAT_PATH = "/chat/completions"
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _FENCED = re.compile(r"^```[A-Za-z]*\s*\n?(.*?)\n?```$", re.DOTALL)
@@ -240,12 +247,16 @@ class Reply:
 
 
 def read_completion(completion: Any) -> Reply:
-    """Read a ChatCompletion; a reply without a first choice is an `invalid_response`."""
+    """Read a chat completion, as the JSON object the endpoint sent (what the clients read)
+    or as the SDK's ChatCompletion; a reply without a first choice is an `invalid_response`.
+    """
     if isinstance(completion, (str, bytes)):
         # The client hands back the text of a reply that was not JSON at all.
         raise TransientLLMError(
             "the reply is not a chat completion", reason=errors.INVALID_RESPONSE
         )
+    if isinstance(completion, dict):
+        return _read_completion_json(completion)
     choices = getattr(completion, "choices", None)
     if not choices:
         raise TransientLLMError("the reply has no choices", reason=errors.INVALID_RESPONSE)
@@ -261,6 +272,35 @@ def read_completion(completion: Any) -> Reply:
         input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
     )
+
+
+def _read_completion_json(completion: dict[str, Any]) -> Reply:
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise TransientLLMError("the reply has no choices", reason=errors.INVALID_RESPONSE)
+    choice = choices[0]
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
+    usage = completion.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    content = message.get("content")
+    refusal = message.get("refusal")
+    return Reply(
+        response_id=str(completion.get("id") or ""),
+        model=str(completion.get("model") or ""),
+        content=content if content is None or isinstance(content, str) else str(content),
+        refusal=refusal if refusal is None or isinstance(refusal, str) else str(refusal),
+        finish_reason=str(choice.get("finish_reason") or ""),
+        input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+    )
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def parse_content(reply: Reply, validate: Callable[[Any], Any]) -> dict[str, Any]:
@@ -587,7 +627,9 @@ class LLMClient(_ClientBase):
                 self._count_call()
                 started = time.monotonic()
                 try:
-                    completion = self._client.chat.completions.create(**request)
+                    completion = orjson.loads(
+                        self._client.post(CHAT_PATH, body=request, cast_to=bytes)
+                    )
                 except API_EXCEPTIONS as exc:
                     outcome: LLMResult | LLMError = classify_exception(exc)
                 else:
@@ -626,11 +668,52 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# Connection pools kept per event loop, for clients made with reuse_http=True: on a loop
+# that outlives many chunk runs, each endpoint keeps its connections. A loop's pools go
+# with the loop; past _POOLS_PER_LOOP endpoints the oldest pool is closed.
+_POOLS_PER_LOOP = 16
+_pools: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str, float], openai.AsyncOpenAI]
+] = weakref.WeakKeyDictionary()
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _new_async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key or NO_KEY,
+        timeout=endpoint.timeout,
+        max_retries=0,
+        # One TLS context per process: building one loads the CA bundle (tens of ms of
+        # CPU), and a chunk task makes a client per run.
+        http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()),
+    )
+
+
+def _pooled_async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    """The running loop's client for the endpoint's URL, key and timeout, made once."""
+    loop = asyncio.get_running_loop()
+    pools = _pools.setdefault(loop, {})
+    key = (endpoint.base_url, endpoint.api_key, float(endpoint.timeout))
+    client = pools.get(key)
+    if client is None:
+        if len(pools) >= _POOLS_PER_LOOP:
+            oldest = next(iter(pools))
+            closing = loop.create_task(pools.pop(oldest).close())
+            _closing.add(closing)  # held until done: the loop keeps only weak references
+            closing.add_done_callback(_closing.discard)
+        client = pools[key] = _new_async_openai(endpoint)
+    return client
+
+
 class AsyncLLMClient(_ClientBase):
     """The asyncio twin of `LLMClient`, for many concurrent calls inside one task.
 
     At most `endpoint.max_concurrency` requests are in flight at once. Bound to the event loop
-    it is first used on (as the underlying HTTP client is): make one per `asyncio.run`.
+    it is first used on (as the underlying HTTP client is): make one per `asyncio.run`. With
+    ``reuse_http=True`` (make it inside the running loop) it sends through that loop's
+    client for the endpoint, kept open for later clients of the same endpoint: for a loop
+    that serves many short runs, such as a worker process's.
     """
 
     def __init__(
@@ -641,19 +724,13 @@ class AsyncLLMClient(_ClientBase):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
+        reuse_http: bool = False,
     ) -> None:
         super().__init__(endpoint, policy=policy, rng=rng, limiter=limiter)
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max(1, endpoint.max_concurrency))
-        self._client = openai.AsyncOpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key or NO_KEY,
-            timeout=endpoint.timeout,
-            max_retries=0,
-            # One TLS context per process: building one loads the CA bundle (tens of ms of
-            # CPU), and a chunk task makes a client per run.
-            http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()),
-        )
+        self._owns_http = not reuse_http
+        self._client = _pooled_async_openai(endpoint) if reuse_http else _new_async_openai(endpoint)
 
     async def complete_json(
         self,
@@ -687,7 +764,9 @@ class AsyncLLMClient(_ClientBase):
                 self._count_call()
                 started = time.monotonic()
                 try:
-                    completion = await self._client.chat.completions.create(**request)
+                    completion = orjson.loads(
+                        await self._client.post(CHAT_PATH, body=request, cast_to=bytes)
+                    )
                 except API_EXCEPTIONS as exc:
                     outcome: LLMResult | LLMError = classify_exception(exc)
                 else:
@@ -713,7 +792,8 @@ class AsyncLLMClient(_ClientBase):
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_http:
+            await self._client.close()
 
     async def __aenter__(self) -> AsyncLLMClient:
         return self

@@ -4,6 +4,8 @@
 - ``lifecycle``: start, cancel, resume, retry an item, settle a finished batch;
 - ``runner``: claim, generate and record items (what a chunk task runs), or a whole batch
   in-process (``batch_run_sync``); ``endpoints``: the engine Endpoint and rate limiter;
+- ``lanes``, ``sql``, ``aio``: what the runner's chunks are made of (claims and grouped
+  writes, their two statements, the per-process event loop and its database bridge);
 - ``reaper``: return work lost with a worker or a broker to the queue;
 - ``queue``: sending chunk tasks on commit, and the SYNTHAUG_GENERATION_* settings.
 """

@@ -28,7 +28,7 @@ class GenerationSettings:
 def conf() -> GenerationSettings:
     """The SYNTHAUG_GENERATION_* settings, read at call time (tests override them)."""
     return GenerationSettings(
-        chunk_size=max(1, int(getattr(settings, "SYNTHAUG_GENERATION_CHUNK_SIZE", 20))),
+        chunk_size=max(1, int(getattr(settings, "SYNTHAUG_GENERATION_CHUNK_SIZE", 64))),
         lease_seconds=int(getattr(settings, "SYNTHAUG_GENERATION_LEASE_SECONDS", 300)),
         stall_seconds=int(getattr(settings, "SYNTHAUG_GENERATION_STALL_SECONDS", 600)),
         max_attempts=max(1, int(getattr(settings, "SYNTHAUG_GENERATION_MAX_ATTEMPTS", 3))),

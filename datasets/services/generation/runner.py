@@ -1,10 +1,12 @@
 """Generating items: claim a slot, generate it, record the sample. What a chunk task runs.
 
 A slot is claimed with a conditional UPDATE (PENDING -> RUNNING, with a lease) whose row count
-says who won; no row lock is held while the model is called. The sample is then written in one
-short transaction that locks the item, so a redelivered or duplicated task, or a worker whose
-lease was taken over, cannot make a second sample for the slot (and ``(batch, seq)`` is unique
-on Sample as the last line of defence).
+says who won (several slots at once: UPDATE ... RETURNING); no row lock is held while the model
+is called. Samples are then written, a group of answers at a time, in one short transaction that
+locks their items, so a redelivered or duplicated task, or a worker whose lease was taken over,
+cannot make a second sample for a slot (and ``(batch, seq)`` is unique on Sample as the last
+line of defence). An answer waiting for its group's write keeps its item RUNNING: a worker
+that dies then costs one repeated call, never a lost or doubled sample.
 
 Retries have one owner per layer: the LLM seam retries HTTP (``SYNTHAUG_GENERATION_HTTP_
 ATTEMPTS`` requests per claim); a transient failure that outlives them puts the item back to
@@ -19,18 +21,19 @@ costs a duplicate call; the sample is still made once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
@@ -38,27 +41,34 @@ from django.utils import timezone
 
 from datasets.generation import methods
 from datasets.generation.methods import Document, Generated, GenerationFailed, Parent, Work
-from datasets.models import Batch, GenerationItem, ModelEndpoint, Sample
+from datasets.models import Batch, GenerationItem, ModelEndpoint, Sample, SourceDocument
 from datasets.selectors.generation import batch_spent
+from datasets.services.coverage import COVERAGE_GENERATION_DELAY, coverage_refresh_request
+from datasets.services.generation.aio import Bridge
 from datasets.services.generation.batches import endpoint_cost, prompt_default
 from datasets.services.generation.endpoints import (
     concurrency_slots_for,
     endpoint_for,
     rate_limiter_for,
 )
+from datasets.services.generation.lanes import Claims, Writer
 from datasets.services.generation.lifecycle import (
     batch_finish_if_complete,
     batch_stop_for_budget,
 )
 from datasets.services.generation.queue import GenerationSettings, chunked, conf
+from datasets.services.generation.sql import DoneRow, items_claim, items_mark_done
 from synthaug.engine import errors
 from synthaug.engine.llm import AsyncLLMClient, Endpoint, RetryPolicy
 from synthaug.engine.offline import OFFLINE_VERSION
+from synthaug.engine.slots import LocalWaiters
 from synthaug.engine.text import content_hash, flatten
 
 log = logging.getLogger(__name__)
 
 State = GenerationItem.State
+# Bridge.db: run a function on the chunk's database thread and await its result.
+DatabaseCall = Callable[..., Awaitable[Any]]
 GAVE_UP = "gave_up"
 INTERNAL = "internal"
 
@@ -68,6 +78,16 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     response_id: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A schema-valid answer for a claimed item, waiting for its sample to be written."""
+
+    item: GenerationItem
+    work: Work
+    generated: Generated
+    usage: Usage
 
 
 @dataclass
@@ -113,8 +133,13 @@ class _Chunk:
         self.stopped = False
         self._marked_running = False
         self._documents: dict[int, Document] = {}
+        self._parents: dict[int, Parent] = {}
         self._spent_base = Decimal(0)
         self._spent_since = Decimal(0)  # what this run billed since the last read
+        self._unrecorded = Decimal(0)  # answers paid for, their samples not written yet
+        # The accounts are kept by the event loop (answers arriving) and the database
+        # thread (claims, writes): one lock keeps their sums exact.
+        self._accounts = threading.Lock()
         self._spent_read_at = float("-inf")
         self.grounded = methods.GroundedCache()
 
@@ -146,10 +171,13 @@ class _Chunk:
             return False
         now = time.monotonic()
         if now - self._spent_read_at >= 1.0:
-            self._spent_base = batch_spent(batch_id=self.batch.pk)
-            self._spent_since = Decimal(0)
+            base = batch_spent(batch_id=self.batch.pk)
+            with self._accounts:
+                self._spent_base = base
+                self._spent_since = Decimal(0)
             self._spent_read_at = now
-        spent = self._spent_base + self._spent_since
+        with self._accounts:
+            spent = self._spent_base + self._spent_since + self._unrecorded
         if spent < self.batch.budget_cap:
             return False
         batch_stop_for_budget(batch_id=self.batch.pk, spent=spent, cap=self.batch.budget_cap)
@@ -158,23 +186,39 @@ class _Chunk:
 
     def claim(self, seq: int) -> GenerationItem | None:
         """The item at ``seq`` if this run won it (PENDING -> RUNNING), else None."""
-        if self.stopped:
-            return None
+        won = self.claim_group([seq])
+        return won[0] if won else None
+
+    def claim_group(self, seqs: list[int]) -> list[GenerationItem]:
+        """The items among ``seqs`` this run won (PENDING -> RUNNING), in seq order.
+
+        One conditional UPDATE ... RETURNING for the group: its WHERE clause is the claim
+        (the row count says who won, as for one item) and its RETURNING clause is the rows,
+        so a claim costs one round trip however many lanes asked at once.
+        """
+        if self.stopped or not seqs:
+            return []
         if self._over_budget():
             self.stopped = True
-            return None
+            return []
         now = timezone.now()
-        items = GenerationItem.objects.filter(batch_id=self.batch.pk, seq=seq)
-        won = items.filter(state=State.PENDING, attempts__lt=self.conf.max_attempts).update(
-            state=State.RUNNING,
-            attempts=F("attempts") + 1,
-            lease_until=now + timedelta(seconds=self.conf.lease_seconds),
+        won = items_claim(
+            batch_id=self.batch.pk,
+            seqs=seqs,
             worker=self.worker,
-            started_at=now,
+            now=now,
+            lease_until=now + timedelta(seconds=self.conf.lease_seconds),
+            max_attempts=self.conf.max_attempts,
         )
-        if not won:
+        lost = set(seqs).difference(item.seq for item in won)
+        if lost:
             # Pending with every attempt used: its last workers died holding it.
-            items.filter(state=State.PENDING, attempts__gte=self.conf.max_attempts).update(
+            GenerationItem.objects.filter(
+                batch_id=self.batch.pk,
+                seq__in=lost,
+                state=State.PENDING,
+                attempts__gte=self.conf.max_attempts,
+            ).update(
                 state=State.FAILED,
                 error_reason=GAVE_UP,
                 error_detail=Concat(
@@ -185,22 +229,49 @@ class _Chunk:
                 finished_at=now,
                 lease_until=None,
             )
-            return None
-        if not self._marked_running:
+        if won and not self._marked_running:
             Batch.objects.filter(pk=self.batch.pk, status=Batch.Status.QUEUED).update(
                 status=Batch.Status.RUNNING
             )
             self._marked_running = True
-        self.outcome.claimed += 1
-        return items.get()
+        self.outcome.claimed += len(won)
+        return won
+
+    def _claim(self, seqs: list[int]) -> list[tuple[GenerationItem, Work]]:
+        items = self.claim_group(seqs)
+        return list(zip(items, self.works_for(items), strict=True))
+
+    def works_for(self, items: list[GenerationItem]) -> list[Work]:
+        """What each item works from, its parents and documents read in one query each."""
+        parent_ids = {item.parent_id for item in items if item.parent_id is not None}
+        if parent_ids:
+            rows = Sample.objects.only("id", "input", "expected", "tags", "source_group")
+            for row in rows.filter(pk__in=parent_ids):
+                self._parents[row.pk] = Parent(
+                    row.pk, row.input, row.expected, row.tags or {}, row.source_group
+                )
+        missing = {
+            item.source_document_id
+            for item in items
+            if item.source_document_id is not None
+            and item.source_document_id not in self._documents
+        }
+        if missing:
+            for row in SourceDocument.objects.filter(pk__in=missing):
+                self._documents[row.pk] = Document(
+                    row.pk, row.title, row.text, row.content_hash, row.tags or {}
+                )
+        return [self.work_for(item) for item in items]
 
     def work_for(self, item: GenerationItem) -> Work:
         parent = None
         if item.parent_id is not None:
-            row = Sample.objects.only("id", "input", "expected", "tags", "source_group").get(
-                pk=item.parent_id
-            )
-            parent = Parent(row.pk, row.input, row.expected, row.tags or {}, row.source_group)
+            parent = self._parents.get(item.parent_id)
+            if parent is None:
+                row = Sample.objects.only("id", "input", "expected", "tags", "source_group").get(
+                    pk=item.parent_id
+                )
+                parent = Parent(row.pk, row.input, row.expected, row.tags or {}, row.source_group)
         document = None
         if item.source_document_id is not None:
             document = self._documents.get(item.source_document_id)
@@ -237,7 +308,13 @@ class _Chunk:
 
     def _spend(self, usage: Usage) -> None:
         """Count a call's cost toward the budget; each record_* bills its usage exactly once."""
-        self._spent_since += self._cost(usage)
+        with self._accounts:
+            self._spent_since += self._cost(usage)
+
+    def answered(self, usage: Usage) -> None:
+        """Count an answer's cost toward the budget before its sample is written."""
+        with self._accounts:
+            self._unrecorded += self._cost(usage)
 
     def _bill(self, item: GenerationItem, usage: Usage) -> None:
         """Add usage to an item this run no longer holds: a call is paid for either way."""
@@ -286,9 +363,9 @@ class _Chunk:
 
         The canonical sample of the same content is looked up before the insert and linked
         as ``duplicate_of``. Two writers of one content at once: the second insert waits on
-        the unique index and fails when the first commits; it looks again and links.
+        the unique index and fails when the first commits; it looks again and links. The
+        caller has counted the cost toward the budget (``answered``).
         """
-        self._spend(usage)
         for _ in range(5):
             sample = self._sample(item, work, generated)
             try:
@@ -331,6 +408,89 @@ class _Chunk:
             self.outcome.done += 1
             return True
         raise RuntimeError(f"could not store the sample of {item}: the content hash kept racing")
+
+    def record_successes(self, answers: list[Answer]) -> None:
+        """Write the samples of several answers and mark their items DONE, in one transaction.
+
+        The per-item guarantees of ``record_success`` hold for the group: the items are
+        locked (in id order, so two writers cannot deadlock) and only those still RUNNING or
+        PENDING without a sample get one; the others are billed. Should an insert meet a
+        concurrent writer (the same content, or the same slot, landed meanwhile), the group
+        is rolled back and written one by one, each settling its own race.
+        """
+        try:
+            with transaction.atomic():
+                written = self._store(answers)
+        except IntegrityError:
+            log.info("Batch %s: a write met another writer; writing one by one", self.batch.pk)
+            for answer in answers:  # each counts what it wrote
+                self.record_success(answer.item, answer.work, answer.generated, answer.usage)
+        else:
+            self.outcome.done += written
+        paid = sum((self._cost(answer.usage) for answer in answers), Decimal(0))
+        with self._accounts:
+            self._unrecorded -= paid
+            self._spent_since += paid
+
+    def _store(self, answers: list[Answer]) -> int:
+        """The body of ``record_successes``; call inside transaction.atomic()."""
+        current = dict(
+            (pk, (state, sample_id))
+            for pk, state, sample_id in GenerationItem.objects.select_for_update()
+            .filter(pk__in=[answer.item.pk for answer in answers])
+            .order_by("pk")
+            .values_list("pk", "state", "sample_id")
+        )
+        fresh: list[Answer] = []
+        for answer in answers:
+            state, sample_id = current.get(answer.item.pk, (None, None))
+            if state in (State.RUNNING, State.PENDING) and not sample_id:
+                fresh.append(answer)
+            else:
+                self._bill(answer.item, answer.usage)
+        if not fresh:
+            return 0
+        samples = [self._sample(a.item, a.work, a.generated) for a in fresh]
+        canonical = dict(
+            Sample.objects.filter(
+                dataset_id=self.batch.dataset_id,
+                content_hash__in={sample.content_hash for sample in samples},
+                duplicate_of__isnull=True,
+            ).values_list("content_hash", "pk")
+        )
+        # The first sample of a content not in the dataset yet is its canonical one; later
+        # ones in the group link to it once it has an id.
+        firsts: dict[str, Sample] = {}
+        now_written: list[Sample] = []
+        later: list[Sample] = []
+        for sample in samples:
+            if sample.content_hash in canonical:
+                sample.duplicate_of_id = canonical[sample.content_hash]
+            elif sample.content_hash in firsts:
+                later.append(sample)
+                continue
+            else:
+                firsts[sample.content_hash] = sample
+            now_written.append(sample)
+        Sample.objects.bulk_create(now_written)
+        for sample in later:
+            sample.duplicate_of_id = firsts[sample.content_hash].pk
+        if later:
+            Sample.objects.bulk_create(later)
+        items_mark_done(
+            [
+                DoneRow(
+                    item_id=answer.item.pk,
+                    sample_id=sample.pk,
+                    response_id=answer.usage.response_id,
+                    input_tokens=answer.usage.input_tokens,
+                    output_tokens=answer.usage.output_tokens,
+                    cost=self._cost(answer.usage),
+                )
+                for answer, sample in zip(fresh, samples, strict=True)
+            ]
+        )
+        return len(fresh)
 
     def record_failure(self, item: GenerationItem, reason: str, detail: str, usage: Usage) -> None:
         self._spend(usage)
@@ -408,16 +568,22 @@ class _Chunk:
                 if item is not None:
                     self.record_failure(item, exc.reason, exc.message, Usage())
             return
-        async_to_sync(self._run_llm)(endpoint, seqs)
+        bridge = Bridge()
+        bridge.run(self._run_llm(endpoint, seqs, bridge.db))
 
-    async def _run_llm(self, endpoint: Endpoint, seqs: list[int]) -> None:
-        # Database work goes back to the calling thread (thread_sensitive): one connection,
-        # the one Celery manages, and tests see their own transaction.
-        claim = sync_to_async(self.claim)
-        work_for = sync_to_async(self.work_for)
-        success = sync_to_async(self.record_success)
-        failure = sync_to_async(self.record_failure)
-        transient = sync_to_async(self.record_transient)
+    async def _run_llm(self, endpoint: Endpoint, seqs: list[int], db: DatabaseCall) -> None:
+        """Call the endpoint for ``seqs`` through ``max_concurrency`` lanes.
+
+        A lane takes one of the endpoint's shared slots (Redis), claims an item, calls,
+        hands the answer to the writer and lets the slot go; so an item's lease starts when
+        it is about to be sent, and slots pass between the workers sharing the endpoint
+        call by call. Lanes that want items at the same moment share one claim; answers
+        are written in groups (``_Writer``). Runs on the process's loop (``aio``), through
+        its pooled HTTP client for the endpoint; ``db`` runs database work on the thread
+        that runs the chunk.
+        """
+        failure = functools.partial(db, self.record_failure)
+        transient = functools.partial(db, self.record_transient)
         version = self.version
         client = AsyncLLMClient(
             endpoint,
@@ -425,17 +591,41 @@ class _Chunk:
                 max_attempts=self.conf.http_attempts, backoff_base=self.conf.backoff_seconds
             ),
             limiter=rate_limiter_for(self.generator),
+            reuse_http=True,
         )
-        # The semaphore bounds claims, not only requests: an item's lease starts when it is
-        # about to be sent, not while it waits behind the endpoint's other calls. The shared
-        # slots (Redis) bound the requests in flight across every worker calling the endpoint.
         limit = max(1, endpoint.max_concurrency)
-        slots = asyncio.Semaphore(limit)
         shared = concurrency_slots_for(self.generator)
+        # One lane at a time polls for a shared slot; a slot a lane lets go wakes it.
+        waiting = LocalWaiters()
+        # Nothing is claimed ahead under a budget cap: an item claimed ahead is called even
+        # if the answers before it reach the cap, past the overshoot the cap promises.
+        ahead = 0 if self.check_budget else max(1, limit // 4)
+        claims: Claims[tuple[GenerationItem, Work]] = Claims(
+            seqs, functools.partial(db, self._claim), stopped=lambda: self.stopped, ahead=ahead
+        )
+        writer: Writer[Answer] = Writer(
+            functools.partial(db, self.record_successes), size=max(1, limit // 2)
+        )
 
-        async def send(plan: Any) -> Any:
-            def request() -> Any:
-                return client.complete_json(
+        async def lane() -> None:
+            while claims.more():
+                if shared is None:
+                    claimed = await claims.next()
+                    if claimed is not None:
+                        await call(*claimed)
+                    continue
+                store, key = shared
+                async with store.hold(key, limit=limit, local=waiting):
+                    claimed = await claims.next()
+                    if claimed is not None:
+                        await call(*claimed)
+
+        async def call(item: GenerationItem, work: Work) -> None:
+            try:
+                plan = methods.llm_plan(
+                    work, system=version.system, user=version.user, schema=version.output_schema
+                )
+                result = await client.complete_json(
                     messages=plan.messages,
                     schema=plan.schema,
                     schema_name=plan.schema_name,
@@ -443,27 +633,6 @@ class _Chunk:
                     temperature=plan.temperature,
                     seed=plan.seed,
                 )
-
-            if shared is None:
-                return await request()
-            store, key = shared
-            async with store.hold(key, limit=limit):
-                return await request()
-
-        async def one(seq: int) -> None:
-            async with slots:
-                await call(seq)
-
-        async def call(seq: int) -> None:
-            item = await claim(seq)
-            if item is None:
-                return
-            try:
-                work = await work_for(item)
-                plan = methods.llm_plan(
-                    work, system=version.system, user=version.user, schema=version.output_schema
-                )
-                result = await send(plan)
             except errors.TransientLLMError as exc:
                 await transient(item, exc)
                 return
@@ -475,7 +644,8 @@ class _Chunk:
                 await failure(item, exc.reason, exc.detail, Usage())
                 return
             except Exception as exc:
-                log.exception("Generation failed for %s", item)
+                # Not str(item): it reads the batch row, and this runs on the event loop.
+                log.exception("Generation failed for batch %s item %s", self.batch.pk, item.seq)
                 await failure(item, INTERNAL, f"{type(exc).__name__}: {exc}", Usage())
                 return
             usage = Usage(result.input_tokens, result.output_tokens, result.response_id)
@@ -484,10 +654,15 @@ class _Chunk:
             except GenerationFailed as exc:
                 await failure(item, exc.reason, exc.detail, usage)
                 return
-            await success(item, work, generated, usage)
+            self.answered(usage)
+            writer.add(Answer(item, work, generated, usage))
 
         try:
-            results = await asyncio.gather(*(one(seq) for seq in seqs), return_exceptions=True)
+            lanes = [lane() for _ in range(min(limit, len(seqs)))]
+            results = await asyncio.gather(*lanes, return_exceptions=True)
+            results.extend(await asyncio.gather(claims.close(), return_exceptions=True))
+            # Answers already paid for are written even when a lane failed.
+            results.append(await writer.close())
         finally:
             await client.aclose()
         for result in results:
@@ -519,6 +694,10 @@ def batch_chunk_run(
         run.run_offline(ordered)
     else:
         run.run_llm(ordered)
+        if run.outcome.done:
+            # Samples written in bulk send no post_save: ask once for the coverage recount
+            # that the post_save receiver asks for one sample at a time.
+            coverage_refresh_request(dataset_id=batch.dataset_id, delay=COVERAGE_GENERATION_DELAY)
     batch_finish_if_complete(batch_id=batch.pk, enqueue_checks=enqueue_checks)
     return run.outcome
 
