@@ -18,6 +18,7 @@ claimed by one person at a time.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 
 from django.db import connections, router
 from django.db.models import Exists, F, OuterRef, Q
@@ -94,10 +95,16 @@ _NOT_OTHER_COPY = (
 )
 
 
-def _claim_in_one_statement(queue: ReviewQueue, user, now, until, db: str):
+@cache
+def _claim_sql(overlap: bool) -> tuple[str, list[str]]:
+    """The claim statement (built once per variant) and the columns it returns."""
     fields = [f.attname for f in ReviewItem._meta.concrete_fields]
-    mine = _MINE + (_NOT_OTHER_COPY if queue.overlap_share > 0 else "")
-    sql = _CLAIM_SQL.format(mine=mine, columns=", ".join(f'"{name}"' for name in fields))
+    mine = _MINE + (_NOT_OTHER_COPY if overlap else "")
+    return _CLAIM_SQL.format(mine=mine, columns=", ".join(f'"{n}"' for n in fields)), fields
+
+
+def _claim_in_one_statement(queue: ReviewQueue, user, now, until, db: str):
+    sql, fields = _claim_sql(queue.overlap_share > 0)
     params = {"user": user.pk, "now": now, "until": until, "queue": queue.pk}
     with connections[db].cursor() as cursor:
         cursor.execute(sql, params)
