@@ -2,6 +2,7 @@
 
     make bench BENCH_ARGS="review"                         # 1M samples (a few minutes)
     make bench BENCH_ARGS="review --samples 200000"        # quicker
+    make bench BENCH_ARGS="review --reuse"                 # the loaded database again
 
 Loads ``--samples`` synthetic samples of one batch with COPY (plus a judge result for
 each), builds the batch's spot-check queue (10 % stratified, so 100k items at 1M), then:
@@ -13,8 +14,9 @@ each), builds the batch's spot-check queue (10 % stratified, so 100k items at 1M
   queue for the CPU, and the lower counts show how much of the figure is that queueing;
 * the queue page's item list (the htmx fragment, a keyset page) and the full queue page,
   through Django's test client, at depths 0 .. 90k, first while the 10 reviewers work
-  (the target's condition: the queue's figures change with every decision), then with
-  the queue quiet: server time p95 (target <= 50 ms) and the number of queries (target:
+  (the target's condition: the queue's figures change with every decision) with no pause
+  between items, again with reviewers pausing ``--pause-ms`` (1 s) between items (labelled:
+  a brisk human pace; 0 skips it), then with the queue quiet: server time p95 (target <= 50 ms) and the number of queries (target:
   the same at every depth). One request of each view warms the process first (templates
   compiled, connection open), as in a server that has been up for a second;
 * side by side, the same list fetched with OFFSET at the same depths: the keyset page must
@@ -136,9 +138,11 @@ def load(samples: int) -> dict:
     }
 
 
-def child_reviewer(queue_id: int, user_id: int, count: int, stop: str = "") -> dict:
+def child_reviewer(
+    queue_id: int, user_id: int, count: int, stop: str = "", pause_ms: str = "0"
+) -> dict:
     """One reviewer: claim-next then approve, ``count`` times (or until the file ``stop``
-    exists); claim latencies in ms."""
+    exists), ``pause_ms`` between items; claim latencies in ms."""
     from django.contrib.auth import get_user_model
 
     from review.models import ReviewQueue
@@ -165,6 +169,7 @@ def child_reviewer(queue_id: int, user_id: int, count: int, stop: str = "") -> d
             idempotency_key=f"bench-{user_id}-{item.pk}",
         )
         decisions.append((time.perf_counter() - start) * 1000)
+        time.sleep(float(pause_ms) / 1000)
     return {"claims": claims, "decisions": decisions}
 
 
@@ -243,6 +248,9 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=300, help="per reviewer")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--child", nargs="+")
+    parser.add_argument(
+        "--pause-ms", type=int, default=1000, help="a reviewer's pause, second pages run"
+    )
     parser.add_argument("--reuse", action="store_true", help="measure the loaded database again")
     args = parser.parse_args()
 
@@ -299,29 +307,43 @@ def main() -> None:
             flush=True,
         )
 
-    print(f"queue pages by depth while {REVIEWERS} reviewers work (headline) ...", flush=True)
-    stop = ROOT / "var" / f"review-bench-stop-{os.getpid()}"
-    stop.parent.mkdir(parents=True, exist_ok=True)
-    stop.unlink(missing_ok=True)
-    procs = [
-        run_child(["--child", "review", queue, str(pk), "1000000", str(stop)], database_url)
-        for pk in ids["reviewers"]
-    ]
-    busy = collect(run_child(["--child", "pages", queue, str(ids["lead"]), "-"], database_url))
-    stop.touch()
-    claims = [ms for proc in procs for ms in collect(proc)["claims"]]
-    stop.unlink()
-    print(
-        f"  (meanwhile claim-next n={len(claims)} p50 {statistics.median(claims):.2f} ms "
-        f"p95 {p95(claims):.2f} ms)"
-    )
-    print_pages(busy, offset=False)
+    runs = [(0, "with no pause between items (headline)")]
+    if args.pause_ms:
+        pace = f"pausing {args.pause_ms} ms between items (labelled: a brisk human pace)"
+        runs.append((args.pause_ms, pace))
+    for pause, label in runs:
+        print(f"queue pages by depth while {REVIEWERS} reviewers work {label} ...", flush=True)
+        busy, claims = pages_during_review(queue, ids, pause, database_url)
+        print(
+            f"  (meanwhile claim-next n={len(claims)} p50 {statistics.median(claims):.2f} ms "
+            f"p95 {p95(claims):.2f} ms)"
+        )
+        print_pages(busy, offset=False)
 
     print("queue pages by depth, queue quiet, with OFFSET side by side ...", flush=True)
     quiet = collect(
         run_child(["--child", "pages", queue, str(ids["lead"]), "offset"], database_url)
     )
     print_pages(quiet, offset=True)
+
+
+def pages_during_review(queue: str, ids: dict, pause: int, database_url: str):
+    stop = ROOT / "var" / f"review-bench-stop-{os.getpid()}"
+    stop.parent.mkdir(parents=True, exist_ok=True)
+    stop.unlink(missing_ok=True)
+    procs = [
+        run_child(
+            ["--child", "review", queue, str(pk), "1000000", str(stop), str(pause)], database_url
+        )
+        for pk in ids["reviewers"]
+    ]
+    try:
+        busy = collect(run_child(["--child", "pages", queue, str(ids["lead"]), "-"], database_url))
+    finally:
+        stop.touch()
+    claims = [ms for proc in procs for ms in collect(proc)["claims"]]
+    stop.unlink()
+    return busy, claims
 
 
 def existing_ids() -> dict:
