@@ -128,6 +128,16 @@ def test_a_claim_is_one_statement_on_postgresql(queue, dataset, alice, bob):
     assert item.position == stored.position
 
 
+def test_the_item_table_is_vacuumed_often_on_postgresql():
+    """Claims and decisions leave dead rows at the front of ``reviewitem_next``; a fixed
+    autovacuum threshold (migration 0003) clears them long before the default 20 %."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'review_reviewitem'")
+        options = cursor.fetchone()[0]
+    assert "autovacuum_vacuum_threshold=2000" in options
+    assert "autovacuum_vacuum_scale_factor=0.0" in options
+
+
 def test_expired_leases_are_claimed_first_and_renewal_spares_them(queue, alice, bob):
     first, second = review_hand(queue=queue, user=bob, size=2)
     now = timezone.now()
