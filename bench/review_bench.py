@@ -415,8 +415,10 @@ def print_pages(rows: dict, *, offset: bool) -> None:
     print(f"list p95 worst {worst_list:.1f} ms, page p95 worst {worst_page:.1f} ms (target <= 50)")
     slowest = max(row["page"]["max"] for row in rows.values())
     print(f"slowest single page {slowest:.1f} ms (a recount of the figures lands on one request)")
-    deep = [r["offset_p50"] / r["keyset_p50"] for d, r in rows.items() if int(d) >= 30_000]
-    if offset and deep:
+    deep = [
+        r["offset_p50"] / r["keyset_p50"] for d, r in rows.items() if offset and int(d) >= 30_000
+    ]
+    if deep:
         print(f"keyset vs OFFSET at depth >= 30k: min {min(deep):.1f}x (target >= 20)")
     print(f"queries per request at every depth: {sorted(counts)} (target: one value per view)")
     print(flush=True)
