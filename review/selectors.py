@@ -7,12 +7,15 @@ undone) and the latest check results, never from stored counters.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Substr
+from django.utils import timezone
 
 from datasets.access import datasets_visible_to
 from datasets.models import Batch, CheckResult
@@ -25,6 +28,14 @@ PAGE_SIZE = 50
 # Settled figures are keyed by the queue's version; the timeout only bounds memory, and
 # picks up re-run checks (which do not touch the queue) within a few minutes.
 CACHE_SECONDS = 300
+# While reviewers work the version moves with every decision. Figures that take at least
+# SLOW_FIGURES_SECONDS to compute (the agreement over 100k decisions takes seconds) are then
+# not recomputed for every page view: the page shows the last ones with their time until
+# STALE_FACTOR times their computing time has passed (so recounting takes at most about a
+# twentieth of the time), and one request at a time recounts. Quicker figures are exact.
+SLOW_FIGURES_SECONDS = 0.02
+STALE_FACTOR = 20
+STALE_MAX_SECONDS = 120
 TEXT_HEAD_CHARS = 200
 
 
@@ -68,6 +79,8 @@ class QueueProgress:
     by_reason: dict[str, int]
     by_stratum: dict[str, dict[str, int]]
     reviewers: list[ReviewerProgress]
+    # Set when the settled figures are older than the last decision (see ``_cached``).
+    as_of: datetime | None = None
 
     @property
     def percent(self) -> int:
@@ -125,13 +138,36 @@ def _settled(queue: ReviewQueue) -> dict:
     }
 
 
-def _cached(queue: ReviewQueue, name: str, version: int, compute):
-    key = f"review:{name}:{queue.pk}:{version}"
-    found = cache.get(key)
-    if found is None:
-        found = compute()
-        cache.set(key, found, timeout=CACHE_SECONDS)
-    return found
+@dataclass(frozen=True)
+class _Figures:
+    value: object
+    version: int
+    computed_at: float
+    seconds: float
+
+
+def _cached(queue: ReviewQueue, name: str, version: int, compute) -> tuple[object, datetime | None]:
+    """``compute()`` for the queue at ``version``, or the last figures (with the time they
+    were computed, else None) while recounting slow figures would be too frequent."""
+    key = f"review:{name}:{queue.pk}"
+    found: _Figures | None = cache.get(key)
+    if found is not None:
+        if found.version >= version:
+            return found.value, None
+        age = time.time() - found.computed_at
+        patience = min(STALE_MAX_SECONDS, found.seconds * STALE_FACTOR)
+        recent = found.seconds >= SLOW_FIGURES_SECONDS and age < patience
+        # Another request is recounting: show the last figures rather than count twice.
+        if recent or not cache.add(f"{key}:counting", 1, timeout=STALE_MAX_SECONDS):
+            return found.value, datetime.fromtimestamp(found.computed_at, tz=UTC)
+    start = time.monotonic()
+    try:
+        value = compute()
+    finally:
+        cache.delete(f"{key}:counting")
+    figures = _Figures(value, version, time.time(), time.monotonic() - start)
+    cache.set(key, figures, timeout=CACHE_SECONDS)
+    return value, None
 
 
 def queue_progress(*, queue: ReviewQueue, version: int | None = None) -> QueueProgress:
@@ -143,9 +179,12 @@ def queue_progress(*, queue: ReviewQueue, version: int | None = None) -> QueuePr
     claimed rows, a partial index).
     """
     version = queue_version(queue=queue) if version is None else version
-    settled = _cached(queue, "progress", version, lambda: _settled(queue))
+    settled, as_of = _cached(queue, "progress", version, lambda: _settled(queue))
+    # Claims live; one whose lease ran out counts as waiting (the next claim takes it).
     holding = dict(
-        ReviewItem.objects.filter(queue=queue, state=ReviewItem.State.CLAIMED)
+        ReviewItem.objects.filter(
+            queue=queue, state=ReviewItem.State.CLAIMED, lease_until__gte=timezone.now()
+        )
         .values_list("claimed_by")
         .annotate(n=Count("pk"))
         .order_by()
@@ -171,12 +210,13 @@ def queue_progress(*, queue: ReviewQueue, version: int | None = None) -> QueuePr
         ]
     return QueueProgress(
         total=settled["total"],
-        open=settled["total"] - settled["done"] - claimed,
+        open=max(0, settled["total"] - settled["done"] - claimed),
         claimed=claimed,
         done=settled["done"],
         by_reason=settled["by_reason"],
         by_stratum=settled["by_stratum"],
         reviewers=reviewers,
+        as_of=as_of,
     )
 
 
@@ -184,7 +224,8 @@ def queue_agreement(*, queue: ReviewQueue, version: int | None = None) -> Agreem
     """``judge_agreement`` of the queue's batch for its pages, cached under the queue's
     version. The release gates call ``judge_agreement``/``judge_is_stable``, never cached."""
     version = queue_version(queue=queue) if version is None else version
-    return _cached(queue, "agreement", version, lambda: judge_agreement(batch=queue.batch))
+    report, as_of = _cached(queue, "agreement", version, lambda: judge_agreement(batch=queue.batch))
+    return replace(report, as_of=as_of) if as_of else report
 
 
 def item_page(
@@ -287,6 +328,8 @@ class AgreementReport:
     people_disagreements: set[int] = field(default_factory=set)
     kappa_min: float = 0.6
     min_decisions: int = 10
+    # Set on a queue page's report older than the last decision (see ``_cached``).
+    as_of: datetime | None = None
 
     @property
     def stable(self) -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, connections
+from django.utils import timezone
 
 from review.models import Decision, ReviewItem, ReviewSettings
 from review.services import decision_record, item_claim_next, queue_build
@@ -30,7 +32,24 @@ def test_fifty_claimers_drain_five_thousand_items_exactly_once(dataset):
     users = get_user_model().objects.bulk_create(
         [get_user_model()(username=f"reviewer{n}") for n in range(REVIEWERS)]
     )
-    barrier = threading.Barrier(REVIEWERS)
+    claimed, failures = _drain(queue, users)
+
+    assert not failures, failures[:3]
+    every_claim = Counter(pk for claims in claimed for pk in claims)
+    assert len(every_claim) == ITEMS  # zero left unclaimed
+    assert max(every_claim.values()) == 1  # zero claimed twice
+    assert sum(1 for claims in claimed if claims) > REVIEWERS // 2  # really concurrent
+    assert Decision.objects.filter(queue=queue).count() == ITEMS
+    per_item = Counter(Decision.objects.filter(queue=queue).values_list("item_id", flat=True))
+    assert set(per_item.values()) == {1}  # exactly one decision each
+    assert set(queue.items.values_list("state", "claim_seq").distinct()) == {
+        (ReviewItem.State.DONE, 1)
+    }
+
+
+def _drain(queue, users) -> tuple[list[list[int]], list[BaseException]]:
+    """Every user claims and approves at once until nothing is left for them."""
+    barrier = threading.Barrier(len(users))
     claimed: list[list[int]] = [[] for _ in users]
     failures: list[BaseException] = []
 
@@ -52,20 +71,40 @@ def test_fifty_claimers_drain_five_thousand_items_exactly_once(dataset):
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=review, args=(n,)) for n in range(REVIEWERS)]
+    threads = [threading.Thread(target=review, args=(n,)) for n in range(len(users))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(300)
+    return claimed, failures
+
+
+def test_expired_leases_are_taken_once_each_by_concurrent_claimers(dataset):
+    """A reviewer who left holds 300 items whose leases ran out; 20 others drain the queue
+    at once. With expiry in the claim's condition (no sweep), each of those items is still
+    claimed exactly once, and the one who left can no longer decide any of them."""
+    assert connection.vendor == "postgresql"
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=1000)
+    queue, _ = queue_build(batch=batch, seed=12)
+    users = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"reviewer{n}") for n in range(21)]
+    )
+    gone, users = users[0], users[1:]
+    held = [item_claim_next(queue=queue, user=gone) for _ in range(300)]
+    ReviewItem.objects.filter(pk__in=[i.pk for i in held]).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    claimed, failures = _drain(queue, users)
 
     assert not failures, failures[:3]
     every_claim = Counter(pk for claims in claimed for pk in claims)
-    assert len(every_claim) == ITEMS  # zero left unclaimed
-    assert max(every_claim.values()) == 1  # zero claimed twice
-    assert sum(1 for claims in claimed if claims) > REVIEWERS // 2  # really concurrent
-    assert Decision.objects.filter(queue=queue).count() == ITEMS
+    assert len(every_claim) == 1000
+    assert max(every_claim.values()) == 1
     per_item = Counter(Decision.objects.filter(queue=queue).values_list("item_id", flat=True))
-    assert set(per_item.values()) == {1}  # exactly one decision each
-    assert set(queue.items.values_list("state", "claim_seq").distinct()) == {
-        (ReviewItem.State.DONE, 1)
-    }
+    assert len(per_item) == 1000
+    assert set(per_item.values()) == {1}
+    assert not Decision.objects.filter(reviewer=gone).exists()
+    assert set(
+        queue.items.filter(pk__in=[i.pk for i in held]).values_list("claim_seq", flat=True)
+    ) == {2}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from datasets.models import Sample
@@ -111,6 +113,80 @@ def test_an_expired_lease_returns_the_item_and_a_stale_submit_is_refused(queue, 
     decision, _ = _decide(taken, alice)
     assert decision.reviewer == alice
     assert Decision.objects.filter(item=item).count() == 1
+
+
+def test_a_claim_is_one_statement_on_postgresql(queue, dataset, alice, bob):
+    assert connection.vendor == "postgresql"
+    with CaptureQueriesContext(connection) as ctx:
+        item = item_claim_next(queue=queue, user=bob)
+    assert len(ctx.captured_queries) == 1
+    assert "FOR UPDATE SKIP LOCKED" in ctx.captured_queries[0]["sql"]
+    stored = ReviewItem.objects.get(pk=item.pk)
+    assert (stored.state, stored.claimed_by, stored.claim_seq) == ("claimed", bob, 1)
+    assert (stored.claimed_at, stored.lease_until) == (item.claimed_at, item.lease_until)
+    assert item.sample_id == stored.sample_id
+    assert item.position == stored.position
+
+
+def test_the_item_table_is_vacuumed_often_on_postgresql():
+    """Claims and decisions leave dead rows at the front of ``reviewitem_next``; a fixed
+    autovacuum threshold (migration 0003) clears them long before the default 20 %."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'review_reviewitem'")
+        options = cursor.fetchone()[0]
+    assert "autovacuum_vacuum_threshold=2000" in options
+    assert "autovacuum_vacuum_scale_factor=0.0" in options
+
+
+def test_expired_leases_are_claimed_first_and_renewal_spares_them(queue, alice, bob):
+    first, second = review_hand(queue=queue, user=bob, size=2)
+    now = timezone.now()
+    ReviewItem.objects.filter(pk=second.pk).update(lease_until=now - timedelta(seconds=1))
+    # No sweep ran: the item is still stored as bob's, and still goes to alice before any
+    # open item (all of which come earlier in no order that matters here).
+    assert ReviewItem.objects.get(pk=second.pk).state == "claimed"
+    taken = item_claim_next(queue=queue, user=alice, now=now)
+    assert taken.pk == second.pk
+    assert taken.claim_seq == second.claim_seq + 1
+    # bob's page renews what is still his, and leaves alice's new lease alone.
+    later = now + timedelta(seconds=30)
+    held = review_hand(queue=queue, user=bob, size=1, now=later)
+    assert [i.pk for i in held] == [first.pk]
+    assert ReviewItem.objects.get(pk=first.pk).lease_until == later + timedelta(
+        seconds=queue.lease_seconds
+    )
+    assert ReviewItem.objects.get(pk=second.pk).lease_until == taken.lease_until
+    with pytest.raises(StaleClaim):
+        _decide(second, bob)
+
+
+def test_assigned_and_overlapping_items_in_the_one_statement(dataset, alice, bob):
+    ReviewSettings.objects.create(
+        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=1.0
+    )
+    batch, _ = checked_batch(dataset, count=4)
+    queue, _ = queue_build(batch=batch)
+    copies = list(queue.items.order_by("position"))
+    reserved = copies[0]
+    queue_reassign(queue=queue, item_ids=[reserved.pk], to=alice, by=alice)
+    # bob decides everything he may take: never the item reserved for alice, never both
+    # copies of a sample, even once his lease on one copy ran out and alice took it.
+    later = timezone.now()
+    mine = []
+    while (item := item_claim_next(queue=queue, user=bob, now=later)) is not None:
+        mine.append(item)
+        later += timedelta(seconds=1)
+    assert reserved.pk not in {i.pk for i in mine}
+    assert len({i.sample_id for i in mine}) == len(mine) == 4
+    expired = later + timedelta(seconds=queue.lease_seconds + 1)
+    theirs = []
+    while (item := item_claim_next(queue=queue, user=alice, now=expired)) is not None:
+        theirs.append(item)
+    # Her own lease on nothing, bob's leases run out: alice still gets one copy of each
+    # sample, never two, whichever copies (bob's expired ones come first).
+    assert len(theirs) == 4
+    assert {i.sample_id for i in theirs} == {i.sample_id for i in copies}
+    assert {i.claimed_by for i in theirs} == {alice}
 
 
 def test_an_expired_lease_nobody_took_can_still_be_decided(queue, bob):

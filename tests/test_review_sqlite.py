@@ -77,7 +77,7 @@ threads = [threading.Thread(target=review, args=(i,)) for i in range(4)]
 every = Counter(pk for c in claims for pk in c)
 per_item = Counter(Decision.objects.values_list("item_id", flat=True))
 print(json.dumps({
-    "stale": stale, "errors": errors, "claimed": len(every),
+    "stale": stale, "expired_first": taken.pk == first.pk, "errors": errors, "claimed": len(every),
     "max_claims": max(every.values()), "workers": sum(1 for c in claims if c),
     "decisions": sum(per_item.values()), "max_per_item": max(per_item.values()),
     "left": queue.items.exclude(state="done").count(),
@@ -98,6 +98,7 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["stale"] is True
+    assert outcome["expired_first"] is True  # no sweep: expiry is in the claim's condition
     assert outcome["errors"] == []
     assert outcome["claimed"] == 199  # all but the one decided before the threads ran
     assert outcome["max_claims"] == 1
