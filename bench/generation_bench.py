@@ -87,19 +87,20 @@ def _server_main(conn, config: dict[str, Any]) -> None:
         if command == "stats":
             chats = server.chat_requests
             outcomes: dict[str, int] = {}
-            admitted_tokens = 0
+            admitted: list[tuple[float, int]] = []
             for record in chats:
                 outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
                 if record.outcome != "rate_limited":
-                    admitted_tokens += prompt_tokens(record.body) + int(
-                        record.body.get("max_tokens") or 0
-                    )
+                    tokens = prompt_tokens(record.body) + int(record.body.get("max_tokens") or 0)
+                    admitted.append((record.time, tokens))
+            admitted_tokens = sum(tokens for _, tokens in admitted)
             sample = chats[0].body if chats else None
             conn.send(
                 {
                     "calls": len(chats),
                     "outcomes": outcomes,
                     "admitted_tokens": admitted_tokens,
+                    "closest_s": _closest(admitted, config.get("tpm") or 0),
                     "max_in_flight": server.max_in_flight,
                     "sample_body": sample,
                     "arrivals": sorted(record.time for record in chats),
@@ -116,6 +117,26 @@ def _server_main(conn, config: dict[str, Any]) -> None:
             server.stop()
             conn.send("bye")
             return
+
+
+def _closest(admitted: list[tuple[float, int]], tpm: int) -> float | None:
+    """The shortest span between an admitted request and the earlier one that had to leave
+    the window for it to fit the token limit (the server admits it only if that span is over
+    the window). Its distance above the window is how much of the limiter's slack the
+    senders' lateness left unused; below it, the request was answered 429."""
+    if not tpm:
+        return None
+    admitted = sorted(admitted)
+    closest = None
+    for i, (arrived, tokens) in enumerate(admitted):
+        total = tokens
+        for before in range(i - 1, -1, -1):
+            total += admitted[before][1]
+            if total > tpm:
+                span = arrived - admitted[before][0]
+                closest = span if closest is None else min(closest, span)
+                break
+    return None if closest is None else round(closest, 4)
 
 
 class Server:
@@ -453,6 +474,8 @@ def _naive_pool(base_url: str, body: dict[str, Any], items: int, threads: int) -
 
 
 def part_ratelimit(args, database_url: str) -> dict[str, Any]:
+    from django.conf import settings
+
     window = args.window
     # Roughly 4 requests a second fit the token budget: well under what 16 slots could send
     # at this latency, so the limit binds.
@@ -494,6 +517,8 @@ def part_ratelimit(args, database_url: str) -> dict[str, Any]:
             "answered_429": limited,
             "share_429": round(limited / max(ours["calls"], 1), 4),
             "budget_used": round(ours["admitted_tokens"] / (tpm * wall / window), 3),
+            "slack_s": settings.SYNTHAUG_RATE_SLACK_SECONDS,
+            "closest_span_s": ours["closest_s"],
         },
         "naive_pool": {
             **{k: round(v, 2) if isinstance(v, float) else v for k, v in naive.items()},

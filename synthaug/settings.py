@@ -275,6 +275,10 @@ SYNTHAUG_GENERATION_REAP_SECONDS = env_int("SYNTHAUG_GENERATION_REAP_SECONDS", 3
 # The window over which an endpoint's requests and tokens "per minute" are counted. Providers
 # count per minute; the benchmarks shorten it to measure several windows in little time.
 SYNTHAUG_RATE_WINDOW_SECONDS = float(env_str("SYNTHAUG_RATE_WINDOW_SECONDS", "60"))
+# How much wider than the provider's window the limiter counts, so that a request sent a
+# little after its reserved time (a late timer, a busy event loop, the trip to the server)
+# still keeps the provider's window. See synthaug/engine/ratelimit.py.
+SYNTHAUG_RATE_SLACK_SECONDS = float(env_str("SYNTHAUG_RATE_SLACK_SECONDS", "0.1"))
 CELERY_BEAT_SCHEDULE = {
     "generation-reap": {
         "task": "datasets.tasks.generation_reap",

@@ -341,3 +341,20 @@ def test_an_endpoint_with_limits_goes_through_the_shared_limiter(
         assert store.client.zcard(f"synthaug:rl:{{{key}}}:log") == 3
     finally:
         store.clear(key)
+
+
+def test_an_endpoints_limiter_counts_the_configured_window_and_slack(db, llm_server, settings):
+    from datasets.services.generation.endpoints import rate_limiter_for
+
+    settings.SYNTHAUG_RATE_WINDOW_SECONDS = 2.0
+    settings.SYNTHAUG_RATE_SLACK_SECONDS = 0.5
+    endpoint = scripted_endpoint(llm_server, requests_per_minute=1, tokens_per_minute=0)
+    limiter = rate_limiter_for(endpoint)
+    store = RedisStore(settings.CELERY_BROKER_URL)
+    store.clear(limiter.key)
+    try:
+        assert limiter.acquire(10) == 0
+        # One request per window: the next may leave a window plus the slack later.
+        assert 2.3 < limiter.acquire(10) <= 2.5
+    finally:
+        store.clear(limiter.key)

@@ -12,7 +12,11 @@ Token counts are estimates at reservation time (an upper bound: prompt plus `max
 on its own waits for an empty window.
 
 `slack` widens the window slightly so that a sender whose sleep ran a little late, or whose
-request took a little longer to leave, still keeps the provider's window.
+request took a little longer to leave, still keeps the provider's window. It costs throughput
+in proportion to slack / window, so it should be no wider than senders are late: requests
+reserved for the same instant reach the server spread over tens of milliseconds (measured
+against the loopback server: 50 ms of slack let 5% through into a full window, 100 ms none).
+The app takes it from `SYNTHAUG_RATE_SLACK_SECONDS`.
 
 Stores implement the two-method `RateStore` protocol: `MemoryStore` (one process, tests) and
 `RedisStore` (atomic Lua, shared by processes and machines, using the Redis server's clock).

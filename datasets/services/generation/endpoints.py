@@ -63,7 +63,8 @@ def rate_limiter_for(row: ModelEndpoint) -> RateLimiter | None:
         f"endpoint:{row.pk}",
         rpm=row.requests_per_minute,
         tpm=row.tokens_per_minute,
-        window=float(getattr(settings, "SYNTHAUG_RATE_WINDOW_SECONDS", 60.0)),
+        window=settings.SYNTHAUG_RATE_WINDOW_SECONDS,
+        slack=settings.SYNTHAUG_RATE_SLACK_SECONDS,
     )
 
 
