@@ -275,6 +275,12 @@ SYNTHAUG_GENERATION_REAP_SECONDS = env_int("SYNTHAUG_GENERATION_REAP_SECONDS", 3
 # The window over which an endpoint's requests and tokens "per minute" are counted. Providers
 # count per minute; the benchmarks shorten it to measure several windows in little time.
 SYNTHAUG_RATE_WINDOW_SECONDS = float(env_str("SYNTHAUG_RATE_WINDOW_SECONDS", "60"))
+# A queue's settled figures (progress, agreement) that took at least this long to count
+# last time are recounted by a task, never inside a page request; quicker ones (small
+# queues) are recounted inline so they stay exact. Tests set 0 to make every count "slow".
+SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS = float(
+    env_str("SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS", "0.02")
+)
 CELERY_BEAT_SCHEDULE = {
     "generation-reap": {
         "task": "datasets.tasks.generation_reap",
