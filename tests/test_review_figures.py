@@ -100,9 +100,9 @@ def test_a_slow_queue_page_shows_stored_figures_and_asks_for_one_recount(
     assert "Decided counts as of" in html
 
     # Constant: a stale view costs what a fresh one does, plus the one conditional UPDATE
-    # per kind on the view that asks.
+    # on the view that asks.
     assert later_stale == fresh_queries
-    assert first_stale == fresh_queries + 2
+    assert first_stale == fresh_queries + 1
 
     for kind in KINDS:
         queue_figures_task(queue.pk, kind)  # what the worker runs

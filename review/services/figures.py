@@ -62,16 +62,17 @@ class Shown:
 def queue_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Shown]:
     """Both kinds of the queue's figures for a page (see the module docstring).
 
-    One query when the figures are fresh or a recount is already asked for; one more per
-    kind on the view that asks for a recount; a recount inline only for quick figures.
+    One query when the figures are fresh or a recount is already asked for, one more on
+    the view that asks (once per recount, whichever kinds it asks for); a recount inline
+    only for quick figures.
     """
     rows = selectors.stored_figures(queue=queue, detail=detail)
     now = timezone.now()
-    shown = {}
+    shown, asks = {}, {}
     for kind in Kind.values:
         row = rows.get(kind)
         if row is None or row.computed_at is None:  # never counted: asked for once
-            figures_request(queue_id=queue.pk, kind=kind, row=row, now=now)
+            asks[kind] = row
             shown[kind] = Shown(None, {})
         elif _fresh(row, now):
             shown[kind] = Shown(row.value, row.detail if detail else {})
@@ -79,8 +80,9 @@ def queue_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Show
             value, more = _count(queue, kind, version=row.current or 0)
             shown[kind] = Shown(value, more)
         else:
-            figures_request(queue_id=queue.pk, kind=kind, row=row, now=now)
+            asks[kind] = row
             shown[kind] = Shown(row.value, row.detail if detail else {}, as_of=row.computed_at)
+    figures_request(queue_id=queue.pk, rows=asks, now=now)
     return shown
 
 
@@ -90,34 +92,48 @@ def _fresh(row: QueueFigures, now: datetime) -> bool:
 
 
 def figures_request(
-    *, queue_id: int, kind: str, row: QueueFigures | None, now: datetime | None = None
-) -> bool:
-    """Ask for a recount of one kind of a queue's figures; True when this call queued it.
+    *, queue_id: int, rows: dict[str, QueueFigures | None], now: datetime | None = None
+) -> list[str]:
+    """Ask for recounts of a queue's figures, ``{kind: the row as read, or None}``; returns
+    the kinds this call queued.
 
     Coalesced: while a recount is asked for and not started, further requests do nothing
     (the page saw ``requested_at`` in the row it read: no query; else one conditional
-    UPDATE). Rate-bounded: the task is due ``STALE_FACTOR`` times the last count's cost
-    after the last count. Sent after the surrounding transaction commits.
+    UPDATE for every kind asked). Rate-bounded: each task is due ``STALE_FACTOR`` times its
+    last count's cost after that count. Sent after the surrounding transaction commits.
     """
     from review.tasks import queue_figures_task
 
     now = now or timezone.now()
-    if row is not None and row.requested_at is not None and row.requested_at > now - REQUEST_LOST:
-        return False
-    if row is None:
+    rows = {
+        kind: row
+        for kind, row in rows.items()
+        if row is None or row.requested_at is None or row.requested_at <= now - REQUEST_LOST
+    }
+    if not rows:
+        return []
+    if None in rows.values():
         QueueFigures.objects.bulk_create(
-            [QueueFigures(queue_id=queue_id, kind=kind)], ignore_conflicts=True
+            [QueueFigures(queue_id=queue_id, kind=kind) for kind, row in rows.items() if not row],
+            ignore_conflicts=True,
         )
     claimed = (
-        QueueFigures.objects.filter(queue_id=queue_id, kind=kind)
-        .filter(Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_LOST))
+        QueueFigures.objects.filter(queue_id=queue_id, kind__in=list(rows))
+        .filter(Q(requested_at__isnull=True) | Q(requested_at__lte=now - REQUEST_LOST))
         .update(requested_at=now)
     )
     if not claimed:
-        return False
-    delay = recount_delay(row, now) if row is not None else 0.0
-    transaction.on_commit(lambda: queue_figures_task.apply_async((queue_id, kind), countdown=delay))
-    return True
+        return []
+    # Fewer claimed than asked: another view asked for some of them at the same instant.
+    # Which ones is not known here, so all are sent; a second recount of one is harmless.
+    for kind, row in rows.items():
+        delay = recount_delay(row, now) if row is not None else 0.0
+        transaction.on_commit(
+            lambda kind=kind, delay=delay: queue_figures_task.apply_async(
+                (queue_id, kind), countdown=delay
+            )
+        )
+    return list(rows)
 
 
 def recount_delay(row: QueueFigures, now: datetime) -> float:
