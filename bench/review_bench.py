@@ -159,7 +159,7 @@ def child_reviewer(
 
     queue = ReviewQueue.objects.get(pk=queue_id)
     user = get_user_model().objects.get(pk=user_id)
-    claims, decisions = [], []
+    claims, decisions, decided_at = [], [], []
     for n in range(count):
         if stop and os.path.exists(stop):
             break
@@ -178,8 +178,11 @@ def child_reviewer(
             idempotency_key=f"bench-{user_id}-{item.pk}",
         )
         decisions.append((time.perf_counter() - start) * 1000)
+        decided_at.append(time.time())
+        if stop and n == 0:  # working: the pages may be measured now
+            Path(f"{stop}.ready-{user_id}").touch()
         time.sleep(float(pause_ms) / 1000)
-    return {"claims": claims, "decisions": decisions}
+    return {"claims": claims, "decisions": decisions, "decided_at": decided_at}
 
 
 def pages(queue_id: int, lead_id: int, offset: bool = True) -> dict:
@@ -202,20 +205,27 @@ def pages(queue_id: int, lead_id: int, offset: bool = True) -> dict:
     for headers in ({"HX-Request": "true"}, {}):  # warm-up: templates, connection
         assert client.get(url, headers=headers).status_code == 200
     results = {}
+    started = time.time()
     for depth in [d for d in DEPTHS if d < len(ids)]:
         after = ids[depth - 1] if depth else None
         query = f"?after={after}" if after else ""
         row = {}
         for name, headers in (("list", {"HX-Request": "true"}), ("page", {})):
-            times, queries = [], set()
+            times, cpu, queries = [], [], set()
             for _ in range(REPEATS):
                 with CaptureQueriesContext(connection) as ctx:
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     response = client.get(url + query, headers=headers)
                     times.append((time.perf_counter() - start) * 1000)
+                    cpu.append((time.process_time() - start_cpu) * 1000)
                 assert response.status_code == 200, response.status_code
                 queries.add(len(ctx.captured_queries))
-            row[name] = {"p95": p95(times), "max": max(times), "queries": sorted(queries)}
+            row[name] = {
+                "p95": p95(times),
+                "max": max(times),
+                "cpu_p95": p95(cpu),
+                "queries": sorted(queries),
+            }
         if not offset:
             results[depth] = row
             continue
@@ -231,6 +241,7 @@ def pages(queue_id: int, lead_id: int, offset: bool = True) -> dict:
         row["keyset_p50"] = statistics.median(keyset)
         row["offset_p50"] = statistics.median(offsets)
         results[depth] = row
+    results["window"] = [started, time.time()]
     return results
 
 
@@ -383,7 +394,7 @@ def main() -> None:
         finally:
             ran = worker.stop()
         print(
-            f"  (meanwhile {rate:.1f} decisions/s; claim-next n={len(claims)} "
+            f"  (while the pages were measured: {rate:.1f} decisions/s; claim-next n={len(claims)} "
             f"p50 {statistics.median(claims):.2f} ms p95 {p95(claims):.2f} ms)"
         )
         for task, seconds in sorted(ran.items()):
@@ -396,6 +407,7 @@ def main() -> None:
     quiet = collect(
         run_child(["--child", "pages", queue, str(ids["lead"]), "offset"], database_url)
     )
+    quiet.pop("window")
     print_pages(quiet, offset=True)
 
 
@@ -409,17 +421,24 @@ def pages_during_review(queue: str, ids: dict, pause: int, database_url: str):
         )
         for pk in ids["reviewers"]
     ]
-    start = time.perf_counter()
     try:
+        # Measure only once every reviewer is deciding (their start-up takes seconds).
+        deadline = time.monotonic() + 300
+        while not all(Path(f"{stop}.ready-{pk}").exists() for pk in ids["reviewers"]):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit("the reviewers did not start deciding")
+            time.sleep(0.1)
         busy = collect(run_child(["--child", "pages", queue, str(ids["lead"]), "-"], database_url))
     finally:
         stop.touch()
     results = [collect(proc) for proc in procs]
-    elapsed = time.perf_counter() - start
     stop.unlink()
+    for pk in ids["reviewers"]:
+        Path(f"{stop}.ready-{pk}").unlink(missing_ok=True)
+    start, end = busy.pop("window")
     claims = [ms for result in results for ms in result["claims"]]
-    decided = sum(len(result["decisions"]) for result in results)
-    return busy, claims, decided / elapsed
+    during = sum(start <= t <= end for result in results for t in result["decided_at"])
+    return busy, claims, during / (end - start)
 
 
 def existing_ids() -> dict:
@@ -470,7 +489,7 @@ def reviewers_run(queue: str, reviewers: list[int], claims: int, database_url: s
 
 
 def print_pages(rows: dict, *, offset: bool) -> None:
-    head = f"{'depth':>7} {'list p95':>9} {'page p95':>9} {'queries':>12}"
+    head = f"{'depth':>7} {'list p95':>9} {'page p95':>9} {'queries':>12} {'CPU p95 list/page':>18}"
     if offset:
         head += f" {'keyset p50':>11} {'OFFSET p50':>11} {'x faster':>9}"
     print(head)
@@ -478,7 +497,7 @@ def print_pages(rows: dict, *, offset: bool) -> None:
         queries = f"{row['list']['queries']}/{row['page']['queries']}"
         line = (
             f"{int(depth):>7,} {row['list']['p95']:>7.1f}ms {row['page']['p95']:>7.1f}ms "
-            f"{queries:>12}"
+            f"{queries:>12} {row['list']['cpu_p95']:>8.1f}/{row['page']['cpu_p95']:.1f}ms"
         )
         if offset:
             ratio = row["offset_p50"] / row["keyset_p50"]
@@ -490,6 +509,10 @@ def print_pages(rows: dict, *, offset: bool) -> None:
         tuple(r["page"]["queries"]) for r in rows.values()
     }
     print(f"list p95 worst {worst_list:.1f} ms, page p95 worst {worst_page:.1f} ms (target <= 50)")
+    print(
+        "(CPU: the web process's own CPU per request; the rest of the server time is waiting"
+        " for PostgreSQL and for a core)"
+    )
     slowest = max(row["page"]["max"] for row in rows.values())
     print(f"slowest single page {slowest:.1f} ms")
     deep = [

@@ -160,21 +160,22 @@ def figures_recount(*, queue_id: int, kind: str) -> QueueFigures | None:
     row = selectors.stored_figures(queue=queue).get(kind)
     if row is not None and _fresh(row, timezone.now()):
         return row
-    version = selectors.queue_version(queue=queue)
-    _count(queue, kind, version=version)
+    version = row.current if row is not None else selectors.queue_version(queue=queue)
+    _count(queue, kind, version=version or 0)
     return QueueFigures.objects.get(queue_id=queue_id, kind=kind)
 
 
 def _count(queue: ReviewQueue, kind: str, *, version: int) -> tuple[dict, dict]:
     """Count and store; ``version`` is read before counting, so the figures hold at least
-    everything up to it. A count never replaces one made at a newer version."""
-    start = time.monotonic()
+    everything up to it. A count never replaces one made at a newer version. The figures
+    are "as of" when the count started: what was decided after that may be missing."""
+    started, start = timezone.now(), time.monotonic()
     value, detail = COUNTERS[kind](queue=queue)
     fields = {
         "value": value,
         "detail": detail,
         "version": version,
-        "computed_at": timezone.now(),
+        "computed_at": started,
         "seconds": time.monotonic() - start,
     }
     stored = QueueFigures.objects.filter(queue=queue, kind=kind, version__lte=version).update(
