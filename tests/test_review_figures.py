@@ -5,6 +5,7 @@ recount, and see what a worker process counted. ``SYNTHAUG_REVIEW_SLOW_FIGURES_S
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -229,3 +230,35 @@ def test_a_worker_process_recounts_and_the_page_shows_it(alice_client, dataset, 
     assert "<strong>2</strong> decided" in html
     assert "Judge (overall)</th><td>2</td>" in html
     assert "as of" not in html.lower()
+
+
+def test_stored_agreement_reads_back_as_counted(queue, bob):
+    from review.selectors import agreement_figures, judge_agreement, stored_agreement
+
+    decide(queue, bob, "k1")
+    decide(queue, bob, "k2", action="reject")
+    figures_recount(queue_id=queue.pk, kind="agreement")
+    row = QueueFigures.objects.get(queue=queue, kind="agreement")
+    counted = judge_agreement(batch=queue.batch)
+    assert stored_agreement(row.value, row.detail) == counted
+    assert (row.value, row.detail) == agreement_figures(queue=queue)
+    page = stored_agreement(row.value)  # the page's read: sizes without the ids
+    assert page.judge_disagreements == set()
+    assert page.judge_disagreed_count == len(counted.judge_disagreements)
+
+
+def test_a_stale_page_narrows_to_the_stored_disagreements(alice_client, queue, bob, slow):
+    from review.selectors import judge_agreement
+
+    decide(queue, bob, "k1", action="reject")
+    figures_recount(queue_id=queue.pk, kind="agreement")
+    disagreed = QueueFigures.objects.get(queue=queue, kind="agreement").detail["judge"]
+    decide(queue, bob, "k2", action="reject")  # stale now; the page shows the stored set
+    html = alice_client.get(
+        page_url(queue) + "?show=judge", headers={"HX-Request": "true"}
+    ).content.decode()
+    shown = {int(pk) for pk in re.findall(r">#(\d+)</a>", html)}
+    live = judge_agreement(batch=queue.batch).judge_disagreements
+    assert disagreed
+    assert live != set(disagreed)  # the page could tell them apart
+    assert shown == set(disagreed)
