@@ -268,3 +268,44 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class QueueFigures(models.Model):
+    """A queue's settled figures of one kind (progress or agreement), counted by a task.
+
+    Stored in the database rather than a process's cache so the web processes and the
+    Celery workers (SQLite embedded or PostgreSQL) all see the same figures: the worker
+    recounts, every page reads one row. ``version`` is the queue's newest audit entry when
+    the count started (the figures hold at least everything up to it); a page that sees an
+    older version than the queue's shows these with ``computed_at`` and asks for a recount.
+
+    ``requested_at`` coalesces those requests: the first page view that finds the figures
+    old sets it with a conditional UPDATE and queues one task; later views see it set and
+    do nothing. The task clears it before it counts, so a decision made during a recount
+    asks for the next one. ``detail`` holds what only some views need (the disagreeing
+    sample ids), so the page does not load it.
+    """
+
+    class Kind(models.TextChoices):
+        PROGRESS = "progress", "Progress"
+        AGREEMENT = "agreement", "Agreement"
+
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="figures")
+    kind = models.CharField(max_length=10, choices=Kind)
+    version = models.BigIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # How long the last count took: quick figures are recounted inline, slow ones by a
+    # task at most every STALE_FACTOR times this.
+    seconds = models.FloatField(default=0)
+    value = models.JSONField(default=dict)
+    detail = models.JSONField(default=dict)
+    requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "queue figures"
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "kind"], name="queuefigures_unique_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of queue {self.queue_id} at version {self.version}"

@@ -1,41 +1,29 @@
 """Reads of the review app: queues, progress, item pages, the audit log, agreement.
 
 Lists are keyset pages (``id < cursor``), never OFFSET, and counts are capped, so a queue
-page costs the same at any depth. Agreement is computed from the decisions in force (not
-undone) and the latest check results, never from stored counters.
+page costs the same at any depth. Progress and agreement are counted from the decisions in
+force (not undone) and the latest check results, never from counters kept in step; a page
+reads them as a task last counted them (``QueueFigures``, review/services/figures.py).
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
-from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from datasets.access import datasets_visible_to
 from datasets.models import Batch, CheckResult
 from datasets.selectors.browse import CappedCount, Page, capped_count
-from review.models import AuditEntry, Decision, ReviewItem, ReviewQueue
+from review.models import AuditEntry, Decision, QueueFigures, ReviewItem, ReviewQueue
 from review.services.queues import review_settings_for
 from synthaug.engine.agreement import Agreement, agreement
 
 PAGE_SIZE = 50
-# Settled figures are keyed by the queue's version; the timeout only bounds memory, and
-# picks up re-run checks (which do not touch the queue) within a few minutes.
-CACHE_SECONDS = 300
-# While reviewers work the version moves with every decision. Figures that take at least
-# SLOW_FIGURES_SECONDS to compute (the agreement over 100k decisions takes seconds) are then
-# not recomputed for every page view: the page shows the last ones with their time until
-# STALE_FACTOR times their computing time has passed (so recounting takes at most about a
-# twentieth of the time), and one request at a time recounts. Quicker figures are exact.
-SLOW_FIGURES_SECONDS = 0.02
-STALE_FACTOR = 20
-STALE_MAX_SECONDS = 120
 TEXT_HEAD_CHARS = 200
 
 
@@ -45,8 +33,6 @@ TEXT_HEAD_CHARS = 200
 def queues_for_user(*, user) -> QuerySet[ReviewQueue]:
     """The queues in the user's datasets, newest first, with capped open and done counts and
     what the user holds (one query)."""
-    from django.db.models import OuterRef
-
     items = ReviewItem.objects.filter(queue=OuterRef("pk"))
     return (
         ReviewQueue.objects.filter(dataset__in=datasets_visible_to(user))
@@ -79,8 +65,10 @@ class QueueProgress:
     by_reason: dict[str, int]
     by_stratum: dict[str, dict[str, int]]
     reviewers: list[ReviewerProgress]
-    # Set when the settled figures are older than the last decision (see ``_cached``).
+    # Set when the settled figures are older than the last decision (see QueueFigures).
     as_of: datetime | None = None
+    # No figures stored yet: a task is counting them.
+    counting: bool = False
 
     @property
     def percent(self) -> int:
@@ -138,48 +126,25 @@ def _settled(queue: ReviewQueue) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class _Figures:
-    value: object
-    version: int
-    computed_at: float
-    seconds: float
+def settled_figures(*, queue: ReviewQueue) -> tuple[dict, dict]:
+    """The queue's settled progress figures as stored (``QueueFigures`` value, detail)."""
+    return _settled(queue), {}
 
 
-def _cached(queue: ReviewQueue, name: str, version: int, compute) -> tuple[object, datetime | None]:
-    """``compute()`` for the queue at ``version``, or the last figures (with the time they
-    were computed, else None) while recounting slow figures would be too frequent."""
-    key = f"review:{name}:{queue.pk}"
-    found: _Figures | None = cache.get(key)
-    if found is not None:
-        if found.version >= version:
-            return found.value, None
-        age = time.time() - found.computed_at
-        patience = min(STALE_MAX_SECONDS, found.seconds * STALE_FACTOR)
-        recent = found.seconds >= SLOW_FIGURES_SECONDS and age < patience
-        # Another request is recounting: show the last figures rather than count twice.
-        if recent or not cache.add(f"{key}:counting", 1, timeout=STALE_MAX_SECONDS):
-            return found.value, datetime.fromtimestamp(found.computed_at, tz=UTC)
-    start = time.monotonic()
-    try:
-        value = compute()
-    finally:
-        cache.delete(f"{key}:counting")
-    figures = _Figures(value, version, time.time(), time.monotonic() - start)
-    cache.set(key, figures, timeout=CACHE_SECONDS)
-    return value, None
-
-
-def queue_progress(*, queue: ReviewQueue, version: int | None = None) -> QueueProgress:
+def queue_progress(
+    *, queue: ReviewQueue, settled: dict | None, as_of: datetime | None = None
+) -> QueueProgress:
     """Counts by state, reason and stratum, and per reviewer.
 
-    The settled figures are aggregates over the whole queue (two grouped queries); they
-    are cached under the queue's version (``queue_version``), so a page view costs one
-    index probe while nothing was decided. What is held right now is read live (the
-    claimed rows, a partial index).
+    ``settled`` are the stored aggregates over the whole queue (``settled_figures``, kept
+    in ``QueueFigures``; None while not counted yet, and the page says so), ``as_of``
+    their time when they are older than the last decision. What is held right now is read
+    live (the claimed rows, a partial index): one query, two when someone holds items
+    without having decided any.
     """
-    version = queue_version(queue=queue) if version is None else version
-    settled, as_of = _cached(queue, "progress", version, lambda: _settled(queue))
+    counting = settled is None
+    if settled is None:
+        settled = {"total": 0, "done": 0, "by_reason": {}, "by_stratum": {}, "decided": []}
     # Claims live; one whose lease ran out counts as waiting (the next claim takes it).
     holding = dict(
         ReviewItem.objects.filter(
@@ -217,15 +182,63 @@ def queue_progress(*, queue: ReviewQueue, version: int | None = None) -> QueuePr
         by_stratum=settled["by_stratum"],
         reviewers=reviewers,
         as_of=as_of,
+        counting=counting,
     )
 
 
-def queue_agreement(*, queue: ReviewQueue, version: int | None = None) -> AgreementReport:
-    """``judge_agreement`` of the queue's batch for its pages, cached under the queue's
-    version. The release gates call ``judge_agreement``/``judge_is_stable``, never cached."""
-    version = queue_version(queue=queue) if version is None else version
-    report, as_of = _cached(queue, "agreement", version, lambda: judge_agreement(batch=queue.batch))
-    return replace(report, as_of=as_of) if as_of else report
+def stored_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, QueueFigures]:
+    """The queue's stored figures by kind, each annotated with ``current``: the queue's
+    version now (one query). ``detail`` (the disagreeing sample ids) is loaded only when
+    asked for."""
+    current = AuditEntry.objects.filter(queue=OuterRef("queue")).order_by("-id").values("id")
+    rows = QueueFigures.objects.filter(queue=queue).annotate(current=Subquery(current[:1]))
+    if not detail:
+        rows = rows.defer("detail")
+    return {row.kind: row for row in rows}
+
+
+def agreement_figures(*, queue: ReviewQueue) -> tuple[dict, dict]:
+    """``judge_agreement`` of the queue's batch as stored: the figures, and apart from them
+    the disagreeing sample ids (only the "show disagreements" views read those)."""
+    report = judge_agreement(batch=queue.batch)
+    value = {
+        "judge": asdict(report.judge),
+        "by_check": {kind: asdict(a) for kind, a in report.by_check.items()},
+        "by_stratum": {name: asdict(a) for name, a in report.by_stratum.items()},
+        "people": asdict(report.people),
+        "judge_disagreed": report.judge_disagreed_count,
+        "people_disagreed": report.people_disagreed_count,
+        "kappa_min": report.kappa_min,
+        "min_decisions": report.min_decisions,
+    }
+    detail = {
+        "judge": sorted(report.judge_disagreements),
+        "people": sorted(report.people_disagreements),
+    }
+    return value, detail
+
+
+def stored_agreement(
+    value: dict | None, detail: dict | None = None, as_of: datetime | None = None
+) -> AgreementReport | None:
+    """The report ``agreement_figures`` stored (None while not counted yet). Without
+    ``detail`` the disagreement sets are empty; their sizes are in the figures."""
+    if not value:
+        return None
+    detail = detail or {}
+    return AgreementReport(
+        judge=Agreement(**value["judge"]),
+        by_check={kind: Agreement(**a) for kind, a in value["by_check"].items()},
+        by_stratum={name: Agreement(**a) for name, a in value["by_stratum"].items()},
+        people=Agreement(**value["people"]),
+        judge_disagreements=set(detail.get("judge", ())),
+        people_disagreements=set(detail.get("people", ())),
+        judge_disagreed_count=value["judge_disagreed"],
+        people_disagreed_count=value["people_disagreed"],
+        kappa_min=value["kappa_min"],
+        min_decisions=value["min_decisions"],
+        as_of=as_of,
+    )
 
 
 def item_page(
@@ -328,8 +341,17 @@ class AgreementReport:
     people_disagreements: set[int] = field(default_factory=set)
     kappa_min: float = 0.6
     min_decisions: int = 10
-    # Set on a queue page's report older than the last decision (see ``_cached``).
+    # How many samples each set holds (a page's stored report carries the sizes only).
+    judge_disagreed_count: int | None = None
+    people_disagreed_count: int | None = None
+    # Set on a queue page's report older than the last decision (see QueueFigures).
     as_of: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.judge_disagreed_count is None:
+            object.__setattr__(self, "judge_disagreed_count", len(self.judge_disagreements))
+        if self.people_disagreed_count is None:
+            object.__setattr__(self, "people_disagreed_count", len(self.people_disagreements))
 
     @property
     def stable(self) -> bool:

@@ -16,3 +16,11 @@ def queue_build_task(batch_id: int) -> None:
     if batch is None:
         return
     queue_build(batch=batch)
+
+
+@shared_task
+def queue_figures_task(queue_id: int, kind: str) -> None:
+    """Recount one kind of a queue's settled figures (idempotent: a recount from scratch)."""
+    from review.services.figures import figures_recount
+
+    figures_recount(queue_id=queue_id, kind=kind)

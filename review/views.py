@@ -24,7 +24,7 @@ from datasets.selectors.browse import samples_matching
 from review import selectors
 from review.access import DECIDE, MANAGE, VIEW, access_queue, access_queue_item
 from review.forms import AddSamplesForm, BulkForm, DecisionForm, ReassignForm, UndoForm
-from review.models import Decision, ReviewItem, ReviewQueue
+from review.models import Decision, QueueFigures, ReviewItem, ReviewQueue
 from review.services import (
     DecisionRefused,
     bulk_decide,
@@ -35,6 +35,7 @@ from review.services import (
     queue_reassign,
     review_hand,
 )
+from review.services.figures import queue_figures
 
 ADD_FILTER_CAP = 5000
 SHORTCUTS = [
@@ -85,15 +86,17 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     state = request.GET.get("state", "")
     state = state if state in ReviewItem.State.values else ""
     fragment = _wants_fragment(request)
-    version = None if fragment and not show else selectors.queue_version(queue=queue)
-    report = (
-        None if fragment and not show else selectors.queue_agreement(queue=queue, version=version)
-    )
+    # The list fragment needs no figures unless it narrows to the disagreements.
+    figures = None if fragment and not show else queue_figures(queue=queue, detail=bool(show))
+    report = None
+    if figures is not None:
+        agreed = figures[QueueFigures.Kind.AGREEMENT]
+        report = selectors.stored_agreement(agreed.value, agreed.detail, agreed.as_of)
     narrowed = None
     if show == "judge":
-        narrowed = report.judge_disagreements
+        narrowed = report.judge_disagreements if report else set()
     elif show == "people":
-        narrowed = report.people_disagreements
+        narrowed = report.people_disagreements if report else set()
     page = selectors.item_page(
         queue=queue, state=state or None, sample_ids=narrowed, **_after(request)
     )
@@ -111,7 +114,11 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if fragment:
         return render(request, "review/queue.html#items", context)
     context.update(
-        progress=selectors.queue_progress(queue=queue, version=version),
+        progress=selectors.queue_progress(
+            queue=queue,
+            settled=figures[QueueFigures.Kind.PROGRESS].value,
+            as_of=figures[QueueFigures.Kind.PROGRESS].as_of,
+        ),
         report=report,
         reasons=Decision.Reason.choices,
         members=queue.dataset.members.order_by("username"),

@@ -279,6 +279,12 @@ SYNTHAUG_RATE_WINDOW_SECONDS = float(env_str("SYNTHAUG_RATE_WINDOW_SECONDS", "60
 # little after its reserved time (a late timer, a busy event loop, the trip to the server)
 # still keeps the provider's window. See synthaug/engine/ratelimit.py.
 SYNTHAUG_RATE_SLACK_SECONDS = float(env_str("SYNTHAUG_RATE_SLACK_SECONDS", "0.1"))
+# A queue's settled figures (progress, agreement) that took at least this long to count
+# last time are recounted by a task, never inside a page request; quicker ones (small
+# queues) are recounted inline so they stay exact. Tests set 0 to make every count "slow".
+SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS = float(
+    env_str("SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS", "0.02")
+)
 CELERY_BEAT_SCHEDULE = {
     "generation-reap": {
         "task": "datasets.tasks.generation_reap",

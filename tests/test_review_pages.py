@@ -298,59 +298,6 @@ def test_the_queue_page_figures_follow_each_decision(alice_client, queue, alice,
     assert "Judge (overall)</th><td>1</td>" in after
 
 
-def test_slow_figures_are_shown_with_their_time_while_reviewers_work(
-    alice_client, queue, alice, bob, monkeypatch
-):
-    """Figures that take long to compute are not recomputed for every decision: the page
-    shows the last ones, says when they were counted, and recounts once they are old."""
-    from review import selectors
-    from review.services import decision_record
-
-    # Any computation counts as slow, and the last figures stay good for a long time.
-    monkeypatch.setattr(selectors, "SLOW_FIGURES_SECONDS", 0)
-    monkeypatch.setattr(selectors, "STALE_FACTOR", 10**9)
-    first = alice_client.get(url("queue", queue)).content.decode()
-    assert "<strong>0</strong> decided" in first
-    assert "as of" not in first.lower()
-    item = item_claim_next(queue=queue, user=bob)
-    decision_record(
-        item_id=item.pk, user=bob, action="approve", claim_seq=item.claim_seq, idempotency_key="k1"
-    )
-    stale = alice_client.get(url("queue", queue)).content.decode()
-    assert "<strong>0</strong> decided" in stale
-    assert "Decided counts as of" in stale
-    assert "As of" in stale  # the agreement too
-
-    # Old enough now: the next view recounts, and the note goes.
-    monkeypatch.setattr(selectors, "STALE_FACTOR", 0)
-    fresh = alice_client.get(url("queue", queue)).content.decode()
-    assert "<strong>1</strong> decided" in fresh
-    assert "as of" not in fresh.lower()
-
-
-def test_one_request_at_a_time_recounts_slow_figures(queue, monkeypatch):
-    from django.core.cache import cache
-
-    from review import selectors
-
-    monkeypatch.setattr(selectors, "SLOW_FIGURES_SECONDS", 0)
-    monkeypatch.setattr(selectors, "STALE_FACTOR", 0)  # always old enough to recount
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return len(calls)
-
-    assert selectors._cached(queue, "test", 1, compute) == (1, None)
-    assert selectors._cached(queue, "test", 1, compute) == (1, None)  # same version: cached
-    cache.add(f"review:test:{queue.pk}:counting", 1)  # another request is recounting
-    value, as_of = selectors._cached(queue, "test", 2, compute)
-    assert (value, len(calls)) == (1, 1)
-    assert as_of is not None
-    cache.delete(f"review:test:{queue.pk}:counting")
-    assert selectors._cached(queue, "test", 2, compute) == (2, None)
-
-
 def test_an_expired_lease_counts_as_waiting(alice_client, queue, bob):
     item = item_claim_next(queue=queue, user=bob)
     assert (

@@ -80,15 +80,37 @@ print(json.dumps({
     "stale": stale, "expired_first": taken.pk == first.pk, "errors": errors, "claimed": len(every),
     "max_claims": max(every.values()), "workers": sum(1 for c in claims if c),
     "decisions": sum(per_item.values()), "max_per_item": max(per_item.values()),
-    "left": queue.items.exclude(state="done").count(),
+    "left": queue.items.exclude(state="done").count(), "queue": queue.pk,
+}))
+"""
+
+# A worker's recount in one process, the page's read in another: figures are shared.
+RECOUNT = r"""
+import os, sys, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "synthaug.settings"
+django.setup()
+from review.tasks import queue_figures_task
+for kind in ("progress", "agreement"):
+    queue_figures_task(int(sys.argv[1]), kind)
+"""
+READ = r"""
+import json, os, sys, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "synthaug.settings"
+django.setup()
+from review.models import AuditEntry, ReviewQueue
+from review.selectors import stored_figures
+queue = ReviewQueue.objects.get(pk=int(sys.argv[1]))
+rows = stored_figures(queue=queue)
+print(json.dumps({
+    "current": [row.version == row.current for row in rows.values()],
+    "done": rows["progress"].value["done"],
 }))
 """
 
 
-def test_claims_work_without_row_locks_on_sqlite(tmp_path):
-    _manage(tmp_path, "migrate", "--noinput", "-v0")
+def run(tmp_path, script: str, *args: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         env=_env(tmp_path),
         capture_output=True,
@@ -96,7 +118,12 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+
+
+def test_claims_work_without_row_locks_on_sqlite(tmp_path):
+    _manage(tmp_path, "migrate", "--noinput", "-v0")
+    outcome = run(tmp_path, SCRIPT)
     assert outcome["stale"] is True
     assert outcome["expired_first"] is True  # no sweep: expiry is in the claim's condition
     assert outcome["errors"] == []
@@ -105,3 +132,9 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     assert outcome["decisions"] == 200
     assert outcome["max_per_item"] == 1
     assert outcome["left"] == 0
+
+    # Counted by another process (as a worker would), read by a third (as a page would).
+    run(tmp_path, RECOUNT, str(outcome["queue"]))
+    shared = run(tmp_path, READ, str(outcome["queue"]))
+    assert shared["current"] == [True, True]
+    assert shared["done"] == 200

@@ -123,6 +123,9 @@ def queue_build(
                 summary=f"Built the spot-check queue of {batch}: {len(items)} items",
                 after={"seed": seed, **composition},
             )
+            from review.services.figures import figures_count_new
+
+            figures_count_new(queue=queue)
     except IntegrityError:
         # Another task built it between our look and our insert (one queue per batch).
         return ReviewQueue.objects.get(batch=batch), False
