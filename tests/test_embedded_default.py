@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers import celery_worker
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -110,28 +112,7 @@ def test_it_runs_an_import_through_a_worker_on_the_file_broker(embedded, tmp_pat
         '{"q": "Does SQLite take the rows?", "a": "yes"}\n',
         encoding="utf-8",
     )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "synthaug",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=_env(embedded),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with celery_worker(env=_env(embedded)) as worker:
         result = subprocess.run(
             [sys.executable, "-c", WORKER_SCRIPT, str(data)],
             cwd=ROOT,
@@ -140,9 +121,7 @@ def test_it_runs_an_import_through_a_worker_on_the_file_broker(embedded, tmp_pat
             text=True,
             timeout=180,
         )
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        log = worker.communicate(timeout=30)[0]
+        log = worker.log_text()
     assert result.returncode == 0, result.stdout + result.stderr + log[-3000:]
     assert "imported 2 streamed" in result.stdout
     assert "filesystem" in log  # the worker really used the embedded broker

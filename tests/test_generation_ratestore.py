@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import queue
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -231,6 +230,7 @@ def test_an_embedded_default_worker_pool_keeps_an_endpoints_limit(tmp_path, llm_
     # server would answer 429.
     # Imported here: the processes the other tests spawn import this module before Django.
     from tests.test_generation_support import answering
+    from tests.workers import celery_worker
 
     rpm = 4
     llm_server.respond_with(answering)
@@ -241,19 +241,7 @@ def test_an_embedded_default_worker_pool_keeps_an_endpoints_limit(tmp_path, llm_
         "SYNTHAUG_RATE_WINDOW_SECONDS": "2",
         "SYNTHAUG_GENERATION_CHUNK_SIZE": "3",
     }
-    command = [sys.executable, "-m", "celery", "-A", "synthaug", "worker", "--loglevel=INFO"]
-    command += ["--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "w") as log_file:
-        worker = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with celery_worker(concurrency=2, env=env) as worker:
         result = subprocess.run(
             [sys.executable, "-c", BATCH_SCRIPT, llm_server.base_url, str(rpm)],
             cwd=ROOT,
@@ -262,14 +250,7 @@ def test_an_embedded_default_worker_pool_keeps_an_endpoints_limit(tmp_path, llm_
             text=True,
             timeout=300,
         )
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
-    log = log_path.read_text()
+        log = worker.log_text()
     assert result.returncode == 0, result.stdout + result.stderr + log[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["states"] == ["done"] * 24, log[-3000:]

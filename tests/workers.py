@@ -34,18 +34,31 @@ def database_url_of_test_db() -> str:
 
 @contextmanager
 def celery_worker(
-    *, concurrency: int = 1, queues: str = "celery", extra_env: dict[str, str] | None = None
+    *,
+    concurrency: int = 1,
+    queues: str = "celery",
+    extra_env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """Start ``celery worker`` and wait until it is ready; stop it (SIGTERM, then SIGKILL)."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of_test_db(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "SYNTHAUG_VAR_DIR": str(settings.VAR_DIR),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
-    log = open(settings.VAR_DIR / f"worker-{os.getpid()}-{time.time_ns()}.log", "w+")  # noqa: SIM115
+    """Start ``celery worker`` and wait until it is ready; stop it (SIGTERM, then SIGKILL).
+
+    By default the worker uses the test database and broker (plus ``extra_env``); ``env``
+    replaces the whole environment instead, e.g. for a worker on the embedded default
+    (SQLite and the file broker under ``SYNTHAUG_VAR_DIR``), which needs ``DATABASE_URL``
+    and ``CELERY_BROKER_URL`` absent rather than set. Its log is ``proc.log``.
+    """
+    if env is None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_of_test_db(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "SYNTHAUG_VAR_DIR": str(settings.VAR_DIR),
+            **(extra_env or {}),
+        }
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    log_dir = Path(env["SYNTHAUG_VAR_DIR"])
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / f"worker-{os.getpid()}-{time.time_ns()}.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -74,6 +87,7 @@ def celery_worker(
     try:
         _wait_for(lambda: "ready." in _read(log), timeout=60, what="the worker to start", log=log)
         proc.log = log  # type: ignore[attr-defined]
+        proc.log_text = lambda: _read(log)  # type: ignore[attr-defined]
         yield proc
     finally:
         if proc.poll() is None:
