@@ -4,6 +4,8 @@ results written directly (the checks stage is another part of the pipeline)."""
 from __future__ import annotations
 
 from datasets.models import Batch, CheckResult, Dataset, Sample
+from review.models import ReviewSettings
+from review.services import queue_build
 from tests.factories import sample_fields
 
 
@@ -60,3 +62,11 @@ def checked_batch(
         ]
     )
     return batch, samples
+
+
+def full_queue(dataset: Dataset, *, count: int = 8, seed: int = 5):
+    """A spot-check queue holding every item of a checked batch of ``count`` samples."""
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=count)
+    queue, _ = queue_build(batch=batch, seed=seed)
+    return queue

@@ -23,17 +23,14 @@ from review.services import (
     queue_reassign,
     review_hand,
 )
-from tests.review_support import checked_batch
+from tests.review_support import checked_batch, full_queue
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def queue(dataset):
-    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
-    batch, _ = checked_batch(dataset, count=6)
-    queue, _ = queue_build(batch=batch, seed=5)
-    return queue
+    return full_queue(dataset, count=6)
 
 
 def _decide(item, user, action="approve", key=None, **kw):

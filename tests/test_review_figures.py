@@ -24,7 +24,7 @@ from review.services.figures import (
 )
 from review.tasks import queue_figures_task
 from synthaug.celery import app as celery_app
-from tests.review_support import checked_batch
+from tests.review_support import checked_batch, full_queue
 from tests.workers import celery_worker, wait_for
 
 pytestmark = pytest.mark.django_db
@@ -33,10 +33,7 @@ KINDS = sorted(QueueFigures.Kind.values)
 
 @pytest.fixture
 def queue(dataset):
-    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
-    batch, _ = checked_batch(dataset, count=8)
-    queue, _ = queue_build(batch=batch, seed=5)
-    return queue
+    return full_queue(dataset)
 
 
 @pytest.fixture

@@ -15,17 +15,14 @@ from django.utils import timezone
 from datasets.models import Sample
 from review.models import AuditEntry, Decision, ReviewItem, ReviewSettings
 from review.services import item_claim_next, queue_build
-from tests.review_support import checked_batch
+from tests.review_support import checked_batch, full_queue
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def queue(dataset):
-    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
-    batch, _ = checked_batch(dataset, count=8)
-    queue, _ = queue_build(batch=batch, seed=5)
-    return queue
+    return full_queue(dataset)
 
 
 def url(name, queue, *args):
