@@ -19,7 +19,7 @@ from datasets.services.imports import import_file, import_job_create, import_job
 from tests.test_import_support import write_jsonl
 
 ROWS = 300
-GIN_INDEXES = ("sample_text_trgm", "sample_tags_gin")
+GIN_INDEXES = ("sample_text_trgm_unimported", "sample_tags_gin")
 
 
 def _rows() -> list[dict]:
@@ -103,7 +103,7 @@ def test_a_failure_after_some_slices_are_inserted_leaves_nothing_behind(
         inserted.append(cursor.fetchone()[0])
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(streamed, "_gin_merge_pending", merge_fails)
+    monkeypatch.setattr(streamed, "gin_merge_pending", merge_fails)
     path = write_jsonl(tmp_path / "rows.jsonl", _rows())
 
     job = import_file(dataset=dataset, created_by=alice, path=path)
