@@ -178,3 +178,24 @@ def test_checking_while_writing_records_every_row_in_order(dataset, alice, tmp_p
     )
     assert staged == [n for n in range(1, ROWS + 1) if n not in bad]
     assert job.rows_total == ROWS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dry_run_plans_duplicate_checks_with_the_staged_rows_counted(dataset, alice, tmp_path):
+    # Statistics taken while staging is empty (between imports) say "no rows": the
+    # duplicate checks were then planned as nested loops, quadratic in the file's rows.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE datasets_importstagedrow")
+    path = write_jsonl(tmp_path / "rows.jsonl", _rows())
+    job = import_job_create(
+        dataset=dataset, created_by=alice, file=path, file_name=path.name, enqueue=False
+    )
+
+    job = import_job_validate(job=job)
+
+    assert job.status == ImportJob.Status.VALIDATED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'datasets_importstagedrow'::regclass"
+        )
+        assert cursor.fetchone()[0] == ROWS

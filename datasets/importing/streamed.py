@@ -440,6 +440,21 @@ def gin_merge_pending(cursor, model) -> None:
     )
 
 
+def analyze_staging() -> None:
+    """Refresh the planner's statistics of the staging tables (PostgreSQL), after staging.
+
+    The staging tables are empty between imports, so statistics taken then (an ANALYZE of
+    the database, autovacuum) say "no rows", and the duplicate checks were then planned as
+    nested loops over the staged rows: a 200k-row dry run ran for over ten minutes instead
+    of half a second. An ANALYZE samples at most 30k rows (about 0.4 s here); a user that
+    does not own the tables gets a warning, not an error.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {_table(ImportStagedRow)}, {_table(ImportStagedDocument)}")
+
+
 def find_duplicates(job: ImportJob) -> None:
     """Store a row error for every staged row that duplicates a sample or an earlier row.
 
