@@ -169,6 +169,9 @@ class ImportJob(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     # The first rows as they will be stored, for the preview before confirming.
     preview = models.JSONField(default=list, blank=True)
+    # When the job's samples were copied into SampleSearch (after its commit, by a task);
+    # until then text search reads them from Sample directly.
+    search_indexed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -788,6 +791,33 @@ class Sample(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("datasets:sample", args=[self.dataset.slug, self.pk])
+
+
+class SampleSearch(models.Model):
+    """The searchable text of an imported sample, filled after the import commits.
+
+    The trigram index that serves text search is the costliest index to keep up during a
+    bulk insert (more than half of the insert's time: every row adds dozens of trigram
+    keys). Imported samples therefore carry no trigram entry in Sample; a task
+    (``search_index_pending``) copies each import's texts here, into a table with the
+    trigram index, once the import has committed. Until it has, the job's
+    ``search_indexed_at`` is NULL and search reads that job's samples from Sample by
+    ``import_job_id`` (``datasets.selectors.browse``), so search finds every sample at
+    every moment. Samples that arrive otherwise (generation, one at a time) keep a partial
+    trigram index on Sample. Sample text is never edited, so a copy cannot go stale.
+    """
+
+    sample = models.OneToOneField(
+        Sample, primary_key=True, on_delete=models.CASCADE, related_name="search_entry"
+    )
+    # Deleting a dataset deletes its samples first, and their entries with them.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.DO_NOTHING, db_index=False, related_name="+"
+    )
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return f"Search entry of sample {self.sample_id}"
 
 
 class CheckResult(models.Model):

@@ -42,3 +42,19 @@ def index_added_samples(
         return
     count = near_dup_index_add(dataset_id=dataset_id, sample_ids=sample_ids)
     logger.info("near-duplicate index: %d samples of dataset %s indexed", count, dataset_id)
+
+
+@receiver(signals.samples_added, dispatch_uid="datasets.search_index")
+def index_imported_texts(
+    sender: Any, *, dataset_id: int, import_job_id: int | None = None, **kwargs: Any
+) -> None:
+    """Queue the copy of an import's texts into the search table (``SampleSearch``).
+
+    Other samples are in Sample's own trigram index already. One task per dataset does all
+    its waiting imports; until it has run, search reads them from Sample.
+    """
+    if import_job_id is None:
+        return
+    from datasets.tasks import search_index_task
+
+    search_index_task.delay_on_commit(dataset_id)

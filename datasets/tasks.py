@@ -7,6 +7,8 @@ more than the first delivery did.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 
 from datasets.models import ImportJob
@@ -55,14 +57,21 @@ def batch_generate_chunk(batch_id: int, seqs: list[int]) -> None:
         enqueue_seqs(batch_id, outcome.retry_seqs, countdown=outcome.retry_delay)
 
 
+# An import's search indexing normally starts seconds after its commit.
+SEARCH_INDEX_STALE = timedelta(minutes=10)
+
+
 @shared_task
 def generation_reap() -> None:
-    """Periodic (beat): expired claims back to pending, lost work queued again, and
-    CHECKING batches whose checks stalled queued again."""
+    """Periodic (beat): expired claims back to pending, lost work queued again,
+    CHECKING batches whose checks stalled queued again, and imports whose search
+    indexing task was lost queued again."""
     generation_items_reap()
+    from datasets.services.search import search_index_reap
     from datasets.services.verification.queue import checks_reap
 
     checks_reap()
+    search_index_reap(older_than=SEARCH_INDEX_STALE)
 
 
 # --- checking (issue 4) ---------------------------------------------------------------------
@@ -122,3 +131,17 @@ def near_dup_index_task(dataset_id: int, import_job_id: int) -> None:
     a redelivered task only does what is left.
     """
     near_dup_index_add(dataset_id=dataset_id, import_job_id=import_job_id)
+
+
+# --- text search of imported samples ------------------------------------------------------
+from datasets.services.search import search_index_pending  # noqa: E402
+
+
+@shared_task
+def search_index_task(dataset_id: int) -> None:
+    """Copy a dataset's newly imported samples into the search table (queued after commit).
+
+    Idempotent and coalescing (``search_index_pending``): a redelivered task, or one of
+    several queued by back-to-back imports, finds nothing left to do.
+    """
+    search_index_pending(dataset_id=dataset_id)

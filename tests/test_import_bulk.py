@@ -19,7 +19,7 @@ from datasets.services.imports import import_file, import_job_create, import_job
 from tests.test_import_support import write_jsonl
 
 ROWS = 300
-GIN_INDEXES = ("sample_text_trgm", "sample_tags_gin")
+GIN_INDEXES = ("sample_text_trgm_unimported", "sample_tags_gin")
 
 
 def _rows() -> list[dict]:
@@ -103,7 +103,7 @@ def test_a_failure_after_some_slices_are_inserted_leaves_nothing_behind(
         inserted.append(cursor.fetchone()[0])
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(streamed, "_gin_merge_pending", merge_fails)
+    monkeypatch.setattr(streamed, "gin_merge_pending", merge_fails)
     path = write_jsonl(tmp_path / "rows.jsonl", _rows())
 
     job = import_file(dataset=dataset, created_by=alice, path=path)
@@ -178,3 +178,24 @@ def test_checking_while_writing_records_every_row_in_order(dataset, alice, tmp_p
     )
     assert staged == [n for n in range(1, ROWS + 1) if n not in bad]
     assert job.rows_total == ROWS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dry_run_plans_duplicate_checks_with_the_staged_rows_counted(dataset, alice, tmp_path):
+    # Statistics taken while staging is empty (between imports) say "no rows": the
+    # duplicate checks were then planned as nested loops, quadratic in the file's rows.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE datasets_importstagedrow")
+    path = write_jsonl(tmp_path / "rows.jsonl", _rows())
+    job = import_job_create(
+        dataset=dataset, created_by=alice, file=path, file_name=path.name, enqueue=False
+    )
+
+    job = import_job_validate(job=job)
+
+    assert job.status == ImportJob.Status.VALIDATED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'datasets_importstagedrow'::regclass"
+        )
+        assert cursor.fetchone()[0] == ROWS

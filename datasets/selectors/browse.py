@@ -13,13 +13,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connections
-from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models import (
+    F,
+    IntegerField,
+    Lookup,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce, Length, Substr
 
 from datasets.access import datasets_visible_to
-from datasets.models import Dataset, Sample, SourceDocument
+from datasets.models import Dataset, ImportJob, Sample, SampleSearch, SourceDocument
 
 # Counts above this are shown as "10,000+": counting further costs a scan of the matches.
 COUNT_CAP = 10_000
@@ -193,9 +204,51 @@ def samples_matching(*, dataset: Dataset, filters: SampleFilters) -> QuerySet[Sa
             lacking |= Q(**{alias: ""})
         queryset = queryset.filter(lacking)
     if filters.q:
-        # icontains is UPPER(text) LIKE UPPER(%q%) on PostgreSQL: the trigram index.
-        queryset = queryset.filter(text__icontains=filters.q)
+        matches = _text_matches(dataset=dataset, q=filters.q)
+        if vendor == "postgresql":
+            # ``id = ANY(ARRAY(...))``: the matching ids are gathered once, each part through
+            # its own index. As ``id IN (... UNION ALL ...)`` the planner, misled by the
+            # LIKE estimates under the page's LIMIT, took a nested loop over the union for
+            # every sample: 53 s instead of 88 ms for a common word in 200k samples.
+            queryset = queryset.filter(_EqualsAny(F("pk"), ArraySubquery(matches)))
+        else:
+            queryset = queryset.filter(pk__in=matches)
     return queryset
+
+
+class _EqualsAny(Lookup):
+    """``lhs = ANY(array)`` (PostgreSQL), usable as a filter() argument."""
+
+    lookup_name = "equals_any"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", (*lhs_params, *rhs_params)
+
+
+def _text_matches(*, dataset: Dataset, q: str) -> QuerySet:
+    """Ids of the dataset's samples whose text contains ``q`` (case-insensitive).
+
+    Three parts, each served by an index on PostgreSQL (icontains is ``UPPER(text) LIKE
+    UPPER(%q%)``): samples that did not come from an import (Sample's partial trigram
+    index), imported samples already copied to SampleSearch (its trigram index), and the
+    samples of imports not copied yet (by ``import_job_id``, read from Sample). A job's
+    copy and its mark commit together, so each sample is in exactly one part's reach.
+    """
+    waiting = ImportJob.objects.filter(
+        dataset=dataset, status=ImportJob.Status.SUCCEEDED, search_indexed_at__isnull=True
+    ).values("pk")
+    unimported = Sample.objects.filter(
+        dataset=dataset, import_job__isnull=True, text__icontains=q
+    ).values("pk")
+    copied = SampleSearch.objects.filter(dataset=dataset, text__icontains=q).values("sample_id")
+    not_copied = Sample.objects.filter(
+        dataset=dataset, import_job__in=waiting, text__icontains=q
+    ).values("pk")
+    return (
+        unimported.order_by().union(copied.order_by(), not_copied.order_by(), all=True).order_by()
+    )
 
 
 def _keyset_page[T](

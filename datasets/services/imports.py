@@ -49,6 +49,7 @@ from datasets.importing.readers import (
 from datasets.importing.rowspec import DocSpec, RowSpec
 from datasets.importing.streamed import (
     Stager,
+    analyze_staging,
     clear_staging,
     error_counts,
     find_duplicates,
@@ -341,6 +342,7 @@ def _validate_samples(job: ImportJob, progress: Progress | None) -> None:
         stage_sample_rows(stager, spec, reader)
     if stager.rows_total == 0:
         raise FileError("The file has no rows to import.")
+    analyze_staging()
     find_duplicates(job)
     job.rows_total = stager.rows_total
     job.preview = staged_preview(job)
@@ -368,6 +370,7 @@ def _validate_documents(job: ImportJob, progress: Progress | None) -> None:
                 row_spec=_row_spec(job, squad_mapping(job.mapping)),
                 max_chars=SQUAD_MAX_CHARS,
             )
+    analyze_staging()
     find_duplicates(job)
     job.rows_total = stager.rows_total
     job.preview = staged_preview(job)
