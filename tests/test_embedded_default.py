@@ -6,6 +6,7 @@ CELERY_BROKER_URL), the way `make run` does on a fresh machine.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -33,6 +34,21 @@ def _env(var_dir: Path) -> dict[str, str]:
     env["SYNTHAUG_VAR_DIR"] = str(var_dir)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _run_script(var_dir: Path, script: str, *args: str, timeout: float = 300) -> dict:
+    """Run ``python -c script`` on the embedded default under ``var_dir``; the JSON object
+    its last line prints ({} if it printed nothing)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env=_env(var_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
 
 
 def _manage(var_dir: Path, *args: str, timeout: float = 180) -> str:

@@ -6,13 +6,9 @@ reviewer threads with their own connections drain a queue together.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.test_embedded_default import ROOT, _env, _manage
+from tests.test_embedded_default import _manage, _run_script
 
 pytestmark = pytest.mark.slow
 
@@ -108,22 +104,9 @@ print(json.dumps({
 """
 
 
-def run(tmp_path, script: str, *args: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
-
-
 def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     _manage(tmp_path, "migrate", "--noinput", "-v0")
-    outcome = run(tmp_path, SCRIPT)
+    outcome = _run_script(tmp_path, SCRIPT)
     assert outcome["stale"] is True
     assert outcome["expired_first"] is True  # no sweep: expiry is in the claim's condition
     assert outcome["errors"] == []
@@ -134,7 +117,7 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     assert outcome["left"] == 0
 
     # Counted by another process (as a worker would), read by a third (as a page would).
-    run(tmp_path, RECOUNT, str(outcome["queue"]))
-    shared = run(tmp_path, READ, str(outcome["queue"]))
+    _run_script(tmp_path, RECOUNT, str(outcome["queue"]))
+    shared = _run_script(tmp_path, READ, str(outcome["queue"]))
     assert shared["current"] == [True, True]
     assert shared["done"] == 200

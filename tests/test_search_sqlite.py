@@ -6,13 +6,9 @@ plain IN list. Runs in a subprocess with a clean environment (SQLite in a tempor
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.test_embedded_default import ROOT, _env, _manage
+from tests.test_embedded_default import _manage, _run_script
 
 pytestmark = pytest.mark.slow
 
@@ -59,16 +55,7 @@ print(json.dumps({"status": job.status, "before": before, "after": after, "first
 
 def test_search_finds_imported_samples_before_and_after_indexing_on_sqlite(tmp_path):
     _manage(tmp_path, "migrate", "--noinput", "-v0")
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "rows.jsonl")],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    outcome = _run_script(tmp_path, SCRIPT, str(tmp_path / "rows.jsonl"))
     everything = sorted([f"r{i}" for i in range(40)] + ["made"])
     assert outcome["status"] == "succeeded"
     assert outcome["before"] == {"all": everything, "one": ["r17"], "copied": 0}
