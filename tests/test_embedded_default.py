@@ -36,24 +36,10 @@ def _env(var_dir: Path) -> dict[str, str]:
     return env
 
 
-def _run_script(var_dir: Path, script: str, *args: str, timeout: float = 300) -> dict:
-    """Run ``python -c script`` on the embedded default under ``var_dir``; the JSON object
-    its last line prints ({} if it printed nothing)."""
+def _python(var_dir: Path, *argv: str, timeout: float) -> str:
+    """``python *argv`` from the repo on the embedded default under ``var_dir``; its stdout."""
     result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=ROOT,
-        env=_env(var_dir),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
-
-
-def _manage(var_dir: Path, *args: str, timeout: float = 180) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *argv],
         cwd=ROOT,
         env=_env(var_dir),
         capture_output=True,
@@ -62,6 +48,16 @@ def _manage(var_dir: Path, *args: str, timeout: float = 180) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def _run_script(var_dir: Path, script: str, *args: str, timeout: float = 300) -> dict:
+    """Run ``python -c script``; the JSON object its last line prints ({} if nothing)."""
+    out = _python(var_dir, "-c", script, *args, timeout=timeout).strip()
+    return json.loads(out.splitlines()[-1]) if out else {}
+
+
+def _manage(var_dir: Path, *args: str, timeout: float = 180) -> str:
+    return _python(var_dir, "manage.py", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
