@@ -72,6 +72,10 @@ class ReviewQueue(models.Model):
     # Per stratum: {"medium / paraphrase": {"population": 40, "sampled": 5}, ...}, plus the
     # borderline and adversarial counts at build time.
     composition = models.JSONField(default=dict, blank=True)
+    # How many items the queue holds (kept by ``queue_build`` and ``queue_add_samples``,
+    # the only places that add items; none are ever deleted but with the queue), so the
+    # item list's "N items" is not a count of a hundred thousand rows on every page.
+    item_count = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -251,8 +251,9 @@ def item_page(
 ) -> Page[ReviewItem]:
     """One keyset page of the queue's items by id, with the sample's first characters.
 
-    Two queries at any depth (the rows and a capped count); ``sample_ids`` narrows the page
-    to those samples (e.g. where the judge and a person disagreed).
+    One query at any depth: the rows. The count of the whole queue is the one it keeps
+    (``item_count``); narrowed pages add a capped count. ``sample_ids`` narrows the page to
+    those samples (e.g. where the judge and a person disagreed).
     """
     matching = ReviewItem.objects.filter(queue=queue)
     if state:
@@ -270,7 +271,7 @@ def item_page(
         items=items,
         next_after=items[-1].pk if len(found) > limit else None,
         prev_before=None,
-        count=capped_count(matching),
+        count=capped_count(matching) if state or sample_ids is not None else queue.item_count,
         is_first=after is None,
     )
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from datasets.models import Sample
 from review.models import AuditEntry, Decision, ReviewItem, ReviewSettings
-from review.services import item_claim_next, queue_build
+from review.services import item_claim_next, queue_add_samples, queue_build
+from tests.factories import make_sample
 from tests.review_support import checked_batch, full_queue
 
 pytestmark = pytest.mark.django_db
@@ -164,7 +165,8 @@ def test_queue_and_work_pages_have_a_constant_query_count(alice_client, dataset,
             counts[(name, bool(headers))] = len(ctx.captured_queries)
         seen.append(counts)
     assert seen[0] == seen[1]
-    assert seen[0] == {("queue", False): 13, ("queue", True): 8, ("work", False): 12}
+    # The item list reads the queue's kept item count: no count query at any size.
+    assert seen[0] == {("queue", False): 12, ("queue", True): 7, ("work", False): 12}
 
 
 def test_queues_page_and_nav(bob_client, queue):
@@ -305,3 +307,23 @@ def test_an_expired_lease_counts_as_waiting(alice_client, queue, bob):
     page = alice_client.get(url("queue", queue)).content.decode()
     assert "<strong>0</strong> being reviewed" in page
     assert "<strong>8</strong> waiting" in page
+
+
+def test_the_item_list_counts_the_queue_it_keeps_and_counts_filtered_lists(
+    alice_client, queue, alice, dataset
+):
+    fragment = {"HX-Request": "true"}
+    assert (
+        '<p class="count">8 items</p>'
+        in alice_client.get(url("queue", queue), headers=fragment).content.decode()
+    )
+    queue_add_samples(queue=queue, sample_ids=[make_sample(dataset).pk], by=alice)
+    assert (
+        '<p class="count">9 items</p>'
+        in alice_client.get(url("queue", queue), headers=fragment).content.decode()
+    )
+    first = queue.items.order_by("pk").first()
+    ReviewItem.objects.filter(pk=first.pk).update(state="done", claimed_by=alice)
+    done = alice_client.get(url("queue", queue) + "?state=done", headers=fragment)
+    assert '<p class="count">1 item</p>' in done.content.decode()
+

@@ -83,6 +83,7 @@ def test_an_overlap_share_gives_a_second_copy(dataset):
     assert queue.items.filter(copy=0).count() == 10
     assert queue.items.filter(copy=1).count() == 5
     assert queue.composition["items"] == 15
+    assert queue.item_count == 15
 
 
 def test_building_twice_returns_the_same_queue(dataset):
@@ -120,6 +121,8 @@ def test_a_lead_adds_samples_once(dataset, alice):
     assert added == 1
     assert queue.items.get(sample=real).reason == "added"
     assert queue_add_samples(queue=queue, sample_ids=[real.pk], by=alice) == 0
+    queue.refresh_from_db()
+    assert queue.item_count == queue.items.count() == 11
     entry = AuditEntry.objects.get(queue=queue, action="items_added")
     assert entry.actor == alice
     assert entry.after["sample_ids"] == [real.pk]
@@ -139,3 +142,17 @@ def test_the_queues_build_command_builds_missing_queues_once(dataset):
     assert ReviewQueue.objects.filter(batch=ready).count() == 1
     assert not ReviewQueue.objects.filter(batch=running).exists()
     assert out.getvalue().count("Spot-check queue for") == 1
+
+
+def test_the_migration_counts_the_items_of_queues_built_before_the_count_was_kept(dataset):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("review.migrations.0005_queue_item_count")
+    batch, _ = checked_batch(dataset, count=10)
+    queue, _ = queue_build(batch=batch)
+    ReviewQueue.objects.filter(pk=queue.pk).update(item_count=0)
+    migration.count_items(apps, None)
+    queue.refresh_from_db()
+    assert queue.item_count == queue.items.count() == 10

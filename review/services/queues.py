@@ -115,6 +115,8 @@ def queue_build(
                 for copy in ((0, 1) if pk in overlap else (0,))
             ]
             ReviewItem.objects.bulk_create(items, batch_size=5000)
+            queue.item_count = len(items)
+            queue.save(update_fields=["item_count"])
             AuditEntry.objects.create(
                 dataset=batch.dataset,
                 queue=queue,
@@ -140,6 +142,8 @@ def queue_add_samples(*, queue: ReviewQueue, sample_ids: Iterable[int], by) -> i
         "pk", "difficulty", "method"
     )
     with transaction.atomic():
+        # Adds to one queue take turns, so the count below sees every add before it.
+        ReviewQueue.objects.select_for_update().filter(pk=queue.pk).first()
         present = set(
             ReviewItem.objects.filter(queue=queue, sample_id__in=wanted).values_list(
                 "sample_id", flat=True
@@ -164,6 +168,8 @@ def queue_add_samples(*, queue: ReviewQueue, sample_ids: Iterable[int], by) -> i
         ]
         ReviewItem.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
         if new:
+            queue.item_count = ReviewItem.objects.filter(queue=queue).count()
+            ReviewQueue.objects.filter(pk=queue.pk).update(item_count=queue.item_count)
             AuditEntry.objects.create(
                 dataset_id=queue.dataset_id,
                 queue=queue,
