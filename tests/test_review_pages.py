@@ -327,3 +327,27 @@ def test_the_item_list_counts_the_queue_it_keeps_and_counts_filtered_lists(
     done = alice_client.get(url("queue", queue) + "?state=done", headers=fragment)
     assert '<p class="count">1 item</p>' in done.content.decode()
 
+
+def test_the_item_rows_escape_hostile_text_and_show_invisible_characters(
+    alice_client, bob_client, queue
+):
+    item = queue.items.order_by("pk").first()
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">\u202eevil'
+    Sample.objects.filter(pk=item.sample_id).update(text=hostile)
+    fragment = {"HX-Request": "true"}
+    html = alice_client.get(url("queue", queue), headers=fragment).content.decode()
+    row = html[html.index(f'<tr id="item-{item.pk}">') :]
+    row = row[: row.index("</tr>")]
+    assert "<script>" not in html
+    assert "<img" not in html
+    assert (
+        "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in row
+    )
+    assert '<span class="invisible-char">U+202E</span>evil' in row
+    assert f'name="item" value="{item.pk}" form="bulk-form"' in row  # a lead selects rows
+    assert f">#{item.sample_id}</a>" in row
+    assert "<td>anyone</td>" in row
+    # An annotator sees the same rows without the bulk checkboxes.
+    plain = bob_client.get(url("queue", queue), headers=fragment).content.decode()
+    assert f'<tr id="item-{item.pk}"><td>#{item.pk}</td>' in plain
+    assert 'name="item"' not in plain

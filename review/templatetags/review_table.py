@@ -1,0 +1,58 @@
+"""The queue page's item rows, formatted in Python.
+
+Fifty rows of eight cells through the template engine cost more CPU than everything else
+on the queue page together (each variable a context lookup, each filter a call); built
+here they cost a tenth of that. Formatting only, as every template tag here: the rows come
+from ``review.selectors.item_page``. Every value is escaped (sample text through
+``show_invisible``, so bidi and zero-width characters show as badges); the only markup is
+the fixed strings below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from datasets.templatetags.display import clip, show_invisible
+from review.models import ReviewItem
+
+register = template.Library()
+
+ROW_TEXT_CHARS = 120
+_REASONS = dict(ReviewItem.Reason.choices)
+_STATES = dict(ReviewItem.State.choices)
+
+
+def _username(user, default: str) -> str:
+    return escape(user.get_username()) if user is not None else default
+
+
+@register.simple_tag
+def item_rows(items: Iterable[ReviewItem], can_manage: bool, sample_base: str) -> SafeString:
+    """The ``<tr>`` of each item (a checkbox for the bulk form when ``can_manage``)."""
+    base = escape(sample_base)
+    rows = []
+    for item in items:
+        pk, sample_id = int(item.pk), int(item.sample_id)
+        select = (
+            f'<td><input type="checkbox" name="item" value="{pk}" form="bulk-form" '
+            f'aria-label="Select item {pk}"></td>'
+            if can_manage
+            else ""
+        )
+        rows.append(
+            f'<tr id="item-{pk}">{select}<td>#{pk}</td>'
+            f'<td class="cell-text"><a href="{base}{sample_id}/">#{sample_id}</a> '
+            f"{show_invisible(clip(item.text_head, ROW_TEXT_CHARS))}</td>"
+            f"<td>{escape(_REASONS.get(item.reason, item.reason))}</td>"
+            f"<td>{escape(item.stratum)}</td>"
+            f"<td>{escape(_STATES.get(item.state, item.state))}</td>"
+            f"<td>{_username(item.claimed_by, '')}</td>"
+            f"<td>{_username(item.assigned_to, 'anyone')}</td></tr>"
+        )
+    if not rows:
+        rows.append('<tr><td colspan="8" class="muted">No items match.</td></tr>')
+    return mark_safe("\n".join(rows))  # noqa: S308 - every value above is escaped
