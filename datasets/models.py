@@ -760,12 +760,16 @@ class Sample(models.Model):
             ),
         ]
         indexes = [
-            # Keyset pagination (newest first) with and without the common filters.
-            models.Index(fields=["dataset", "-id"], name="sample_dataset_id"),
-            models.Index(fields=["dataset", "origin", "-id"], name="sample_dataset_origin_id"),
-            models.Index(fields=["dataset", "status", "-id"], name="sample_dataset_status_id"),
+            # Keyset pagination (newest first) with and without the common filters. The id
+            # ascends (pages read it backwards, as fast): new samples then land at the
+            # right-hand end of their dataset's range, where PostgreSQL appends to the last
+            # page (and splits it 90/10) instead of splitting the first page of the range
+            # 50/50 for every few rows: half the index, and a faster bulk import.
+            models.Index(fields=["dataset", "id"], name="sample_dataset_id"),
+            models.Index(fields=["dataset", "origin", "id"], name="sample_dataset_origin_id"),
+            models.Index(fields=["dataset", "status", "id"], name="sample_dataset_status_id"),
             models.Index(
-                fields=["dataset", "difficulty", "-id"], name="sample_dataset_difficulty_id"
+                fields=["dataset", "difficulty", "id"], name="sample_dataset_difficulty_id"
             ),
             models.Index(fields=["dataset", "source_group"], name="sample_dataset_group"),
             # Foreign keys that most samples leave empty get partial indexes: a bulk import
