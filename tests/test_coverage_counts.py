@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -10,8 +12,11 @@ from datasets import signals
 from datasets.models import Batch, CoverageCount, CoverageState, Sample
 from datasets.selectors.coverage import coverage_view
 from datasets.services.coverage import (
+    COVERAGE_PATIENCE_MAX,
     COVERAGE_REQUEST_STALE,
+    COVERAGE_STALE_FACTOR,
     coverage_counts_refresh,
+    coverage_refresh_delay,
     coverage_refresh_request,
 )
 from tests.factories import make_sample, make_samples
@@ -91,6 +96,22 @@ def test_requests_in_a_burst_queue_one_refresh(dataset, django_capture_on_commit
     assert again == [False] * 5
     assert len(callbacks) == 1  # one task sent, after commit
     assert CoverageState.objects.get(dataset=dataset).queued_at is not None
+
+
+def test_a_rebuild_waits_in_proportion_to_the_last_ones_cost():
+    now = timezone.now()
+    # A million samples took 1.5 s to count just now: the next count waits 20 x 1.5 s.
+    state = CoverageState(refreshed_at=now, refresh_seconds=1.5)
+    assert coverage_refresh_delay(state, now, delay=3) == pytest.approx(1.5 * COVERAGE_STALE_FACTOR)
+    later = now + timedelta(seconds=25)
+    assert coverage_refresh_delay(state, later, delay=3) == pytest.approx(5.0)
+    # Cheap counts (a small dataset) and old ones wait only the requested delay.
+    assert coverage_refresh_delay(state, now + timedelta(minutes=5), delay=3) == 3
+    small = CoverageState(refreshed_at=now, refresh_seconds=0.01)
+    assert coverage_refresh_delay(small, now, delay=3) == 3
+    assert coverage_refresh_delay(None, now, delay=10) == 10
+    slow = CoverageState(refreshed_at=now, refresh_seconds=60)
+    assert coverage_refresh_delay(slow, now, delay=3) == COVERAGE_PATIENCE_MAX
 
 
 def test_a_request_lost_long_ago_is_queued_again(dataset, django_capture_on_commit_callbacks):

@@ -27,8 +27,14 @@ from synthaug.engine.coverage import slice_key
 COVERAGE_REFRESH_DELAY = 3
 # A running batch writes samples for minutes: recount its pending items at a calmer pace.
 COVERAGE_GENERATION_DELAY = 10
+# A rebuild is due no sooner than this many times the last one's cost after it (at most
+# COVERAGE_PATIENCE_MAX seconds): while reviewers or a batch change samples non-stop, the
+# counts of a million samples (about a second to rebuild) are then rebuilt about every 20
+# seconds, a twentieth of a worker, instead of every few seconds beside the web requests.
+COVERAGE_STALE_FACTOR = 20
+COVERAGE_PATIENCE_MAX = 120
 # A request still marked queued after this long was lost (the broker restarted): queue again.
-COVERAGE_REQUEST_STALE = timedelta(minutes=10)
+COVERAGE_REQUEST_STALE = timedelta(seconds=COVERAGE_PATIENCE_MAX) + timedelta(minutes=10)
 MAX_DIMENSIONS = 2
 
 
@@ -107,8 +113,10 @@ def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH
     """Ask for a rebuild of the dataset's counts; True when this call queued the task.
 
     Coalesced: while a rebuild is queued and not started, further requests do nothing
-    (one conditional UPDATE each). The task is sent after the surrounding transaction
-    commits, so it never counts before the change that asked for it is visible.
+    (one conditional UPDATE each). Rate-bounded: the task waits ``delay`` seconds, or
+    longer when the last rebuild was recent and costly (``coverage_refresh_delay``). It
+    is sent after the surrounding transaction commits, so it never counts before the
+    change that asked for it is visible.
     """
     from datasets.tasks import coverage_refresh_task
 
@@ -120,10 +128,25 @@ def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH
         .update(queued_at=now)
     )
     if claimed:
+        last = (
+            CoverageState.objects.filter(dataset_id=dataset_id)
+            .only("refreshed_at", "refresh_seconds")
+            .first()
+        )
+        due = coverage_refresh_delay(last, now, delay=delay)
         transaction.on_commit(
-            lambda: coverage_refresh_task.apply_async((dataset_id,), countdown=delay)
+            lambda: coverage_refresh_task.apply_async((dataset_id,), countdown=due)
         )
     return bool(claimed)
+
+
+def coverage_refresh_delay(state: CoverageState | None, now, *, delay: float) -> float:
+    """Seconds until a requested rebuild runs: ``delay``, or until ``COVERAGE_STALE_FACTOR``
+    times the last rebuild's cost has passed since it started, if that is later."""
+    if state is None or state.refreshed_at is None:
+        return delay
+    patience = min(COVERAGE_PATIENCE_MAX, state.refresh_seconds * COVERAGE_STALE_FACTOR)
+    return max(delay, patience - (now - state.refreshed_at).total_seconds())
 
 
 def coverage_refresh_started(*, dataset_id: int) -> None:
