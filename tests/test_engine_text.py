@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthaug.engine.text import canonical_json, content_hash, flatten, normalise
+from synthaug.engine.text import canonical_json, content_hash, flatten, normalise, text_hash
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,14 @@ def test_it_hashes_variants_of_one_text_alike_and_different_texts_apart():
     assert content_hash({"question": "what is the  capital of\u200b France?"}) == base
     assert content_hash({"question": "What is the capital of Spain?"}) != base
     assert len(base) == 64
+
+
+@pytest.mark.parametrize(
+    "value", [{"question": "Why?\u202e", "context": ["a", 1, None]}, "plain", ["x", {"y": 2}]]
+)
+def test_hashing_a_flattened_value_gives_its_content_hash(value):
+    # The importer hashes the text it already flattened; it must match content_hash.
+    assert text_hash(flatten(value)) == content_hash(value)
 
 
 def test_it_flattens_objects_by_sorted_key():

@@ -18,7 +18,7 @@ import fastjsonschema
 from datasets.importing.mapping import mapping_columns, schema_fields
 from datasets.importing.readers import FileError, excerpt_of
 from datasets.models import ImportRowError, Sample
-from synthaug.engine.text import content_hash, flatten
+from synthaug.engine.text import content_hash, flatten, text_hash
 
 DIFFICULTIES = tuple(value for value in Sample.Difficulty.values if value)
 EXTERNAL_ID_MAX = Sample._meta.get_field("external_id").max_length
@@ -440,7 +440,7 @@ class RowSpec:
         digest = ""
         if not problems:
             text = flatten(input_value)
-            digest = content_hash(input_value)
+            digest = text_hash(text)  # content_hash(input_value), without flattening twice
             if not text.strip() or digest == _EMPTY_HASH:
                 problems.append(("input", "is empty; a sample needs some input text"))
         if problems:

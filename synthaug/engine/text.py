@@ -55,7 +55,12 @@ def normalise(text: str) -> str:
 
 def content_hash(value: Any) -> str:
     """SHA-256 hex digest of the normalised, flattened value."""
-    return hashlib.sha256(normalise(flatten(value)).encode("utf-8")).hexdigest()
+    return text_hash(flatten(value))
+
+
+def text_hash(flat: str) -> str:
+    """``content_hash`` of a value whose ``flatten`` the caller already has."""
+    return hashlib.sha256(normalise(flat).encode("utf-8")).hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:
