@@ -261,6 +261,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from bench.machine import machine_line
+
+    print(machine_line(), flush=True)
     from bench.datagen import write_csv, write_jsonl
 
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")

@@ -355,6 +355,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from bench.machine import machine_line
+
+    print(machine_line(), flush=True)
     from celery import Celery
 
     Celery(broker=BROKER).control.purge()  # tasks of an earlier run name rows of another db
