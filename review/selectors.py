@@ -69,10 +69,23 @@ class QueueProgress:
     as_of: datetime | None = None
     # No figures stored yet: a task is counting them.
     counting: bool = False
+    # The queue's composition at build, per stratum: {"population": n, "sampled": n}.
+    built: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else 100
+
+    @property
+    def strata(self) -> list[tuple[str, int | None, int | None, int, int]]:
+        """(stratum, in batch, sampled at build, in queue, decided) for each stratum."""
+        rows = []
+        for name, row in self.by_stratum.items():
+            built = self.built.get(name, {})
+            rows.append(
+                (name, built.get("population"), built.get("sampled"), row["total"], row["done"])
+            )
+        return rows
 
 
 def queue_version(*, queue: ReviewQueue) -> int:
@@ -183,6 +196,7 @@ def queue_progress(
         reviewers=reviewers,
         as_of=as_of,
         counting=counting,
+        built=(queue.composition or {}).get("strata", {}),
     )
 
 

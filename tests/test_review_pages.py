@@ -8,13 +8,17 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.template.defaultfilters import floatformat
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from datasets.models import Sample
 from review.models import AuditEntry, Decision, ReviewItem, ReviewSettings
+from review.selectors import AgreementReport
 from review.services import item_claim_next, queue_add_samples, queue_build
+from review.templatetags.review_table import _two, agreement_rows
+from synthaug.engine.agreement import Agreement
 from tests.factories import make_sample
 from tests.review_support import checked_batch, full_queue
 
@@ -351,3 +355,50 @@ def test_the_item_rows_escape_hostile_text_and_show_invisible_characters(
     plain = bob_client.get(url("queue", queue), headers=fragment).content.decode()
     assert f'<tr id="item-{item.pk}"><td>#{item.pk}</td>' in plain
     assert 'name="item"' not in plain
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 0.125, 0.625, 0.335, -0.215, 0.7333333, 0.995])
+def test_agreement_numbers_round_as_the_floatformat_filter_does(value):
+    assert _two(value) == floatformat(value, 2)
+
+
+def test_the_agreement_rows_cover_every_case_and_escape_labels():
+    measured = Agreement(
+        n=12, agree=9, accuracy=0.75, accuracy_low=0.4677, accuracy_high=0.9111,
+        kappa=0.625, kappa_low=0.2, kappa_high=1.0,
+    )  # fmt: skip
+    one_verdict = Agreement(
+        n=3, agree=3, accuracy=1.0, accuracy_low=0.4385, accuracy_high=1.0,
+        kappa=None, kappa_low=None, kappa_high=None,
+    )  # fmt: skip
+    empty = Agreement(0, 0, None, None, None, None, None, None)
+    report = AgreementReport(
+        judge=measured,
+        by_check={"judge": measured},
+        by_stratum={"<b>hard</b> / paraphrase": one_verdict},
+        people=empty,
+    )
+    rows = str(agreement_rows(report)).split("\n")
+    assert rows == [
+        '<tr><th>Judge (overall)</th><td>12</td><td>0.75 <span class="muted">[0.47, 0.91]'
+        '</span></td><td>0.63 <span class="muted">[0.20, 1.00]</span></td><td>3</td></tr>',
+        '<tr><th>Check: judge</th><td>12</td><td>0.75 <span class="muted">[0.47, 0.91]'
+        '</span></td><td>0.63 <span class="muted">[0.20, 1.00]</span></td><td>3</td></tr>',
+        "<tr><th>Stratum: &lt;b&gt;hard&lt;/b&gt; / paraphrase</th><td>3</td><td>1.00 "
+        '<span class="muted">[0.44, 1.00]</span></td><td><span class="muted">undefined (one '
+        "verdict for all)</span></td><td>0</td></tr>",
+        '<tr><th>Between reviewers (overlap)</th><td>0</td><td><span class="muted">no '
+        'decisions yet</span></td><td><span class="muted">—</span></td><td>0</td></tr>',
+    ]
+
+
+def test_the_composition_table_puts_the_build_figures_beside_the_queue_figures(
+    alice_client, dataset
+):
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=0.1, min_per_stratum=3)
+    batch, _ = checked_batch(dataset, count=100, difficulties=("easy", "medium", "hard", "hard"))
+    queue, _ = queue_build(batch=batch, seed=7)
+    html = alice_client.get(url("queue", queue)).content.decode()
+    # Stratum, in batch, sampled at build, in queue, decided.
+    assert "<tr><td>hard / paraphrase</td><td>50</td><td>5</td><td>5</td><td>0</td></tr>" in html
+    assert "<tr><td>easy / paraphrase</td><td>25</td><td>3</td><td>3</td><td>0</td></tr>" in html
