@@ -447,10 +447,16 @@ def pages_during_review(queue: str, ids: dict, pause: int, database_url: str):
 def existing_ids() -> dict:
     from django.contrib.auth import get_user_model
 
-    from review.models import ReviewItem, ReviewQueue
+    from datasets.models import CoverageState
+    from review.models import QueueFigures, ReviewItem, ReviewQueue
 
     users = get_user_model().objects
     queue = ReviewQueue.objects.get(dataset__slug="review-bench")
+    # The broker was purged of the last run's pending recounts: clear the marks that say
+    # they are pending, or the app would wait ~12 minutes before asking again (its rule
+    # for lost requests) and this run would measure pages without any recounts.
+    QueueFigures.objects.filter(queue=queue).update(requested_at=None)
+    CoverageState.objects.filter(dataset_id=queue.dataset_id).update(queued_at=None)
     return {
         "queue": queue.pk,
         "lead": users.get(username="bench-lead").pk,
