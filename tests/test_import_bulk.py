@@ -16,7 +16,7 @@ from django.urls import reverse
 from datasets.importing import streamed
 from datasets.models import ImportJob, ImportStagedRow, Sample
 from datasets.services.imports import import_file, import_job_create, import_job_validate
-from tests.test_import_support import write_jsonl
+from tests.test_import_support import run_job, write_jsonl
 
 ROWS = 300
 GIN_INDEXES = ("sample_text_trgm_unimported", "sample_tags_gin")
@@ -106,7 +106,7 @@ def test_a_failure_after_some_slices_are_inserted_leaves_nothing_behind(
     monkeypatch.setattr(streamed, "gin_merge_pending", merge_fails)
     path = write_jsonl(tmp_path / "rows.jsonl", _rows())
 
-    job = import_file(dataset=dataset, created_by=alice, path=path)
+    job = run_job(dataset, alice, path)
 
     assert inserted == [ROWS]
     assert job.status == ImportJob.Status.FAILED
@@ -122,13 +122,14 @@ def test_a_failure_after_some_slices_are_inserted_leaves_nothing_behind(
 
 @pytest.fixture
 def small_chunks(monkeypatch) -> list[str]:
-    """Chunks of 100 rows; returns the names of the threads that wrote staged rows."""
+    """Chunks of 100 rows; returns the names of the threads that wrote checked rows (to
+    the staging table, or to Sample in ``import_file``'s one pass)."""
     monkeypatch.setattr(streamed, "CHUNK_ROWS", 100)
     writers: list[str] = []
     copy = streamed._copy
 
     def recording_copy(model, columns, rows, *, raw=None):
-        if model is ImportStagedRow:
+        if model in (ImportStagedRow, Sample):
             writers.append(threading.current_thread().name)
         return copy(model, columns, rows, raw=raw)
 

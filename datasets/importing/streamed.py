@@ -17,8 +17,10 @@ staging table into Sample (and SourceDocument), and empty the staging rows.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import orjson
@@ -52,6 +54,8 @@ from datasets.models import (
 Progress = Callable[[int, int | None], None]
 
 CHUNK_ROWS = 5000
+# Checked chunks that may wait for the writer thread (``_Writer``).
+WRITE_QUEUE_CHUNKS = 4
 INSERT_CHUNK_ROWS = 100_000
 PROGRESS_EVERY_SECONDS = 1.0
 FIELD_MAX = ImportRowError._meta.get_field("field").max_length
@@ -114,31 +118,48 @@ class _Writer:
     """A background thread that runs a stager's chunk writes, one at a time, in order.
 
     psycopg releases the GIL while it waits on the server, so PostgreSQL takes in chunk k
-    (COPY, the JSON columns' parsing, the staging index) on the other core while Python
-    checks the rows of chunk k+1. At most one chunk waits for the thread, so memory stays
-    at two chunks. It uses this thread's psycopg connection (in autocommit each COPY
-    commits on its own; inside a caller's transaction it joins it), and one connection
-    cannot serve two statements at once: while a write may be running, this thread must
-    not use the database; call ``wait`` first. A write's exception is raised by ``wait``.
+    (COPY, the JSON columns' parsing, the indexes) on the other core while Python checks
+    the rows of the next chunks. Up to ``depth`` chunks wait for the thread (memory stays
+    at ``depth + 1`` chunks), so a slow write (a checkpoint) does not stop the checking at
+    once. It uses this thread's psycopg connection (in autocommit each COPY commits on its
+    own; inside a caller's transaction it joins it), and one connection cannot serve two
+    statements at once: while a write may be running, this thread must not use the
+    database; call ``wait`` first. A write's exception is raised by ``submit`` or ``wait``.
     """
 
     def __init__(self) -> None:
         connection.ensure_connection()
         self.raw = connection.connection
+        self.depth = WRITE_QUEUE_CHUNKS
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-copy")
-        self._pending: Future | None = None
+        self._pending: deque[Future] = deque()
+        self._error: BaseException | None = None
+
+    def _run(self, write: Callable[[], None]) -> None:
+        # After a failed write the transaction is aborted: the writes queued behind it
+        # would only fail again, with an error that says less.
+        if self._error is not None:
+            return
+        try:
+            write()
+        except BaseException as exc:
+            self._error = exc
+            raise
 
     def submit(self, write: Callable[[], None]) -> None:
-        self.wait()
-        self._pending = self._pool.submit(write)
+        while len(self._pending) >= self.depth or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._run, write))
 
     def wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        """Wait for every write; raise the first one's error, if a write failed."""
+        futures_wait(self._pending)
+        self._pending.clear()
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
-        """Wait for the last write (raising its error) and stop the thread."""
+        """Wait for the last writes (raising the first error) and stop the thread."""
         try:
             self.wait()
         finally:
@@ -363,6 +384,142 @@ def write_errors(
         ],
         batch_size=500,
     )
+
+
+# --- One pass: rows checked and copied straight into Sample --------------------------
+
+# The columns an imported sample is written with by ``SampleCopier``; ``insert_samples``
+# writes the same ones from the staging table (plus the document's id). A test imports
+# one file both ways and compares every field.
+_SAMPLE_COPY_COLUMNS = (
+    "dataset_id",
+    "external_id",
+    "input",
+    "expected",
+    "text",
+    "origin",
+    "tags",
+    "difficulty",
+    "difficulty_source",
+    "difficulty_rationale",
+    "status",
+    "split",
+    "content_hash",
+    "source_group",
+    "import_job_id",
+    "source_file",
+    "source_row",
+    "source_passage",
+    "passage_start",
+    "passage_end",
+    "method",
+    "generation_model",
+    "prompt_version",
+    "slot_values",
+    "created_at",
+    "difficulty_auto",
+    "difficulty_auto_rationale",
+    "difficulty_features",
+    "review_status",
+)
+
+
+class RowRefused(Exception):
+    """A row of a one-pass import has a problem: the pass stops and writes nothing."""
+
+
+class SampleCopier(Stager):
+    """A ``Stager`` for an all-or-nothing sample import in one pass (PostgreSQL only).
+
+    Clean rows are COPY'd straight into Sample, from the writer thread while the next
+    chunk is checked, instead of into the staging table for a later ``INSERT ... SELECT``.
+    The first bad row raises ``RowRefused``; a row that repeats another row or an existing
+    sample (content or id) makes the COPY fail on the unique constraints that back the
+    duplicate rules. Either way the caller rolls the pass back and runs the two steps,
+    which report every problem. Run it inside one transaction that holds the job's and
+    the dataset's row locks, like ``import_job_execute``.
+    """
+
+    def __init__(self, job: ImportJob, *, progress: Progress | None = None) -> None:
+        if connection.vendor != "postgresql":
+            raise RuntimeError("The one-pass import copies with PostgreSQL's COPY.")
+        super().__init__(job, progress=progress, pipelined=True)
+        self.preview: list[dict[str, Any]] = []
+        self.now = timezone.now()
+        with connection.cursor() as cursor:
+            gin_bulk_settings(cursor)
+            # The foreign keys' checks (a trigger per row and key, deferred to the commit
+            # by default, where they run alone) run as each chunk is written instead,
+            # while Python checks the next chunks.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    def finish(self) -> None:
+        """After the last row: merge the GIN pending lists (see ``gin_merge_pending``)."""
+        with connection.cursor() as cursor:
+            gin_merge_pending(cursor, Sample)
+
+    def add_row(self, clean: CleanRow) -> None:
+        if clean.document_hash:  # only document imports tie rows to documents
+            raise RowRefused(f"row {clean.row} refers to a source document")
+        if len(self.preview) < PREVIEW_ROWS:
+            self.preview.append(clean.preview())
+        super().add_row(clean)
+
+    def add_document(self, document: CleanDocument) -> None:
+        raise RowRefused(f"row {document.row} is a source document")
+
+    def add_errors(self, errors: Iterable[RowError]) -> None:
+        raise RowRefused("; ".join(f"row {e.row}: {e.field} {e.message}" for e in errors))
+
+    def report(self) -> None:
+        # Only the caller's progress: the job row's counts would not be seen before the
+        # pass commits, and updating it would make this thread wait for the writer.
+        if self.progress is not None:
+            self.progress(self.rows_total, None)
+
+    def _write_rows(self, rows: list[CleanRow], *, raw=None) -> None:
+        job, now = self.job, self.now
+        real, accepted = Sample.Origin.REAL, Sample.Status.ACCEPTED
+        from_import = Sample.DifficultySource.IMPORT
+        _copy(
+            Sample,
+            _SAMPLE_COPY_COLUMNS,
+            (
+                (
+                    job.dataset_id,
+                    r.external_id,
+                    _json(r.input),
+                    _json(r.expected),
+                    r.text,
+                    real,
+                    _json(r.tags),
+                    r.difficulty,
+                    from_import if r.difficulty else "",
+                    "",
+                    accepted,
+                    "",
+                    r.content_hash,
+                    r.source_group,
+                    job.pk,
+                    job.file_name,
+                    r.row,
+                    r.source_passage,
+                    r.passage_start,
+                    r.passage_end,
+                    "",
+                    "",
+                    "",
+                    "{}",
+                    now,
+                    "",
+                    "",
+                    "{}",
+                    "",
+                )
+                for r in rows
+            ),
+            raw=raw,
+        )
 
 
 def stage_sample_rows(stager: Stager, spec: RowSpec, rows: Iterable[RawRow]) -> None:

@@ -4,7 +4,9 @@ The job row is the truth: it is created first (``import_job_create``), then a wo
 it in. ``import_job_validate`` reads and checks every row and stores the row errors and a
 preview; nothing reaches Sample or SourceDocument. ``import_job_confirm`` moves a checked
 job on; ``import_job_execute`` imports it, all or nothing unless the job skips bad rows.
-``import_file`` runs all of it synchronously (command line, demo, benchmarks).
+``import_file`` runs all of it synchronously (command line, demo, benchmarks); a good
+all-or-nothing sample file it checks and imports in one pass, with nobody to look at a dry
+run in between.
 
 Which engine runs is recorded in ``job.engine``: django-import-export for small CSV, XLSX
 and JSON files of samples, the streamed bulk path for everything else (JSONL always, large
@@ -23,10 +25,11 @@ from datetime import timedelta
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -48,6 +51,8 @@ from datasets.importing.readers import (
 )
 from datasets.importing.rowspec import DocSpec, RowSpec
 from datasets.importing.streamed import (
+    RowRefused,
+    SampleCopier,
     Stager,
     analyze_staging,
     clear_staging,
@@ -574,6 +579,90 @@ def import_job_execute(*, job: ImportJob, progress: Progress | None = None) -> I
 # --- All at once -----------------------------------------------------------------------
 
 
+def _one_pass_suits(job: ImportJob) -> bool:
+    """Whether ``import_file`` may try the one pass: samples, all or nothing, the streamed
+    engine, PostgreSQL (the pass copies with COPY from a second thread)."""
+    return (
+        connection.vendor == "postgresql"
+        and job.kind == ImportJob.Kind.SAMPLES
+        and not job.skip_bad_rows
+        and _engine_for(job) == ImportJob.Engine.STREAMED
+    )
+
+
+def _import_one_pass(
+    job: ImportJob, *, user: AbstractBaseUser | None, progress: Progress | None
+) -> ImportJob | None:
+    """Check and import an all-or-nothing sample file in one pass and one transaction.
+
+    With no human between the dry run and the import (``import_file``), the rows need not
+    be staged, checked for duplicates twice and copied again: each checked chunk is
+    COPY'd straight into Sample while the next one is checked (``SampleCopier``), so the
+    database inserts on one core while Python checks on the other. A bad row, or a row
+    that repeats another row or a sample (the unique constraints refuse it), rolls the
+    whole pass back and returns None: the caller then runs the two steps, which report
+    every problem. So a good file is read once and a bad one is read again.
+    """
+    if not _claim_for_validation(job):
+        return job
+    job.engine = ImportJob.Engine.STREAMED
+    ImportJob.objects.filter(pk=job.pk).update(engine=job.engine)
+    try:
+        with transaction.atomic():
+            locked = ImportJob.objects.select_for_update().select_related("dataset").get(pk=job.pk)
+            list(
+                Dataset.objects.select_for_update(no_key=True)
+                .filter(pk=locked.dataset_id)
+                .values("pk")
+            )
+            spec = _row_spec(locked)
+            with upload_open(locked) as fh:
+                reader = _sample_reader(locked, fh)
+                if reader.columns is not None:
+                    spec.check_columns(reader.columns)
+                copier = SampleCopier(locked, progress=progress)
+                copier.bytes_read = lambda: reader.bytes_read
+                stage_sample_rows(copier, spec, reader)
+            if copier.rows_total == 0:
+                raise FileError("The file has no rows to import.")
+            copier.finish()
+            now = timezone.now()
+            ImportJob.objects.filter(pk=locked.pk).update(
+                status=ImportJob.Status.SUCCEEDED,
+                rows_total=copier.rows_total,
+                rows_processed=copier.rows_total,
+                bytes_processed=locked.file_size,
+                rows_imported=copier.rows_staged,
+                rows_skipped=0,
+                error_count=0,
+                preview=copier.preview,
+                confirmed_by=user if getattr(user, "pk", None) else None,
+                confirmed_at=locked.started_at,
+                finished_at=now,
+            )
+            dataset_id, job_id = locked.dataset_id, locked.pk
+            transaction.on_commit(
+                lambda: signals.samples_added.send(
+                    sender=ImportJob, dataset_id=dataset_id, import_job_id=job_id
+                )
+            )
+    except (RowRefused, IntegrityError, psycopg.IntegrityError) as exc:
+        logger.info("import job %s: one pass refused (%s); checking in two steps", job.pk, exc)
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.PENDING, rows_processed=0, bytes_processed=0
+        )
+        job.refresh_from_db()
+        return None
+    except FileError as exc:
+        return _fail(job, file_error=str(exc))
+    except Exception as exc:
+        logger.exception("import job %s: one-pass import failed", job.pk)
+        return _fail(job, failure_reason=_unexpected("import", exc))
+    upload_remove(job)
+    job.refresh_from_db()
+    return job
+
+
 def import_file(
     *,
     dataset: Dataset,
@@ -586,6 +675,10 @@ def import_file(
     progress: Progress | None = None,
 ) -> ImportJob:
     """Create, validate and execute an import of a local file, synchronously.
+
+    An all-or-nothing sample file on PostgreSQL is first tried in one pass
+    (``_import_one_pass``); a file with any problem then goes through the same two steps
+    as an upload, so the outcome and the report are the same either way.
 
     Returns the job: SUCCEEDED, or FAILED with ``file_error``, ``failure_reason`` and row
     errors saying why (row errors without ``skip_bad_rows`` fail the job). Raises
@@ -603,6 +696,10 @@ def import_file(
         skip_bad_rows=skip_bad_rows,
         enqueue=False,
     )
+    if _one_pass_suits(job):
+        done = _import_one_pass(job, user=created_by, progress=progress)
+        if done is not None:
+            return done
     job = import_job_validate(job=job, progress=progress)
     if job.status != ImportJob.Status.VALIDATED:
         return job
