@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import Http404
 
-from datasets.access import User, access_dataset
+from datasets.access import User, check_perm, datasets_visible_to
 from review.models import ReviewItem, ReviewQueue
 
 VIEW = "review.view_reviewqueue"
@@ -14,12 +14,17 @@ MANAGE = "review.manage_queue"
 
 
 def access_queue(user: User, slug: str, pk: int, *, perm: str = VIEW) -> ReviewQueue:
-    dataset = access_dataset(user, slug, perm=perm)
-    queue = ReviewQueue.objects.select_related("batch").filter(dataset=dataset, pk=pk).first()
+    # The dataset, its membership and the queue in one query: every queue page and every
+    # decision comes through here.
+    queue = (
+        ReviewQueue.objects.select_related("batch", "dataset")
+        .filter(pk=pk, dataset__in=datasets_visible_to(user).filter(slug=slug))
+        .first()
+    )
     if queue is None:
         raise Http404("No such queue")
-    queue.dataset = dataset
-    queue.batch.dataset = dataset
+    check_perm(user, perm)
+    queue.batch.dataset = queue.dataset
     return queue
 
 

@@ -66,3 +66,54 @@ def test_it_refuses_a_duplicate_user_and_an_unknown_dataset(alice):
     with pytest.raises(CommandError, match="No dataset"):
         call_command("user_create", "eve", "--role", "lead", "--dataset", "nope")
     assert not get_user_model().objects.filter(username="eve").exists()
+
+
+# --- The authentication backend: ModelBackend's answers, in one query --------------------
+
+
+def _fresh(user):
+    """The user as a new request loads it: no permission cached yet."""
+    return get_user_model().objects.get(pk=user.pk)
+
+
+def test_a_users_own_and_group_permissions_come_in_one_query(
+    alice, bob, charlie, django_assert_num_queries
+):
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Permission
+
+    from synthaug.auth import OneQueryModelBackend
+
+    # bob has a permission of his own besides his role's.
+    bob.user_permissions.add(Permission.objects.get(codename="view_importjob"))
+    admin = get_user_model().objects.create_superuser("root-user", password="x" * 20)
+    inactive = get_user_model().objects.create_user("gone", password="x" * 20, is_active=False)
+    inactive.groups.add(Group.objects.get(name=roles.LEAD))
+
+    ours, django = OneQueryModelBackend(), ModelBackend()
+    for user in (alice, bob, charlie, admin, inactive):
+        expected = django.get_all_permissions(_fresh(user))
+        user = _fresh(user)
+        with django_assert_num_queries(1 if user.is_active else 0):
+            assert ours.get_all_permissions(user) == expected
+            # Cached on the user for the rest of the request, as ModelBackend does.
+            assert ours.has_perm(user, "datasets.view_sample") == user.is_active
+    # The header's role names come with the same query.
+    for user, names in ((alice, ["lead"]), (bob, ["annotator"]), (admin, [])):
+        user = _fresh(user)
+        with django_assert_num_queries(1):
+            assert user.has_perm("datasets.view_sample")
+            assert ours.role_names(user) == names
+    assert "datasets.view_importjob" in ours.get_all_permissions(_fresh(bob))
+    assert not _fresh(bob).has_perm("datasets.import_data")
+    assert _fresh(admin).has_perm("review.manage_queue")
+    assert not _fresh(inactive).has_perm("datasets.view_sample")
+
+
+def test_every_page_names_the_users_roles(alice_client, bob_client, client):
+    from django.urls import reverse
+
+    url = reverse("datasets:list")
+    assert "alice · lead</span>" in alice_client.get(url).content.decode()
+    assert "bob · annotator</span>" in bob_client.get(url).content.decode()
+    assert client.get(url).status_code == 302

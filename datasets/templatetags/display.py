@@ -106,3 +106,11 @@ def capped(count: int | None) -> str:
     if count > COUNT_CAP:
         return f"{intcomma(COUNT_CAP)}+"
     return intcomma(count)
+
+
+@register.filter
+def roles(user) -> list[str]:
+    """The names of the user's roles, read with their permissions (``synthaug.auth``)."""
+    from synthaug.auth import role_names
+
+    return role_names(user)
