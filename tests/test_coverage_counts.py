@@ -88,10 +88,14 @@ def test_it_keys_counts_by_the_declared_dimensions_only(dataset):
     ]
 
 
-def test_requests_in_a_burst_queue_one_refresh(dataset, django_capture_on_commit_callbacks):
+def test_requests_in_a_burst_queue_one_refresh(
+    dataset, django_capture_on_commit_callbacks, django_assert_num_queries
+):
     with django_capture_on_commit_callbacks() as callbacks:
         first = coverage_refresh_request(dataset_id=dataset.pk)
-        again = [coverage_refresh_request(dataset_id=dataset.pk) for _ in range(5)]
+        # Every review decision asks: while one is queued, asking is one read.
+        with django_assert_num_queries(5):
+            again = [coverage_refresh_request(dataset_id=dataset.pk) for _ in range(5)]
     assert first is True
     assert again == [False] * 5
     assert len(callbacks) == 1  # one task sent, after commit

@@ -113,26 +113,35 @@ def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH
     """Ask for a rebuild of the dataset's counts; True when this call queued the task.
 
     Coalesced: while a rebuild is queued and not started, further requests do nothing
-    (one conditional UPDATE each). Rate-bounded: the task waits ``delay`` seconds, or
-    longer when the last rebuild was recent and costly (``coverage_refresh_delay``). It
-    is sent after the surrounding transaction commits, so it never counts before the
-    change that asked for it is visible.
+    but read that (one query each: every review decision asks). The first request of a
+    burst claims the request with a conditional UPDATE. Rate-bounded: the task waits
+    ``delay`` seconds, or longer when the last rebuild was recent and costly
+    (``coverage_refresh_delay``). It is sent after the surrounding transaction commits,
+    so it never counts before the change that asked for it is visible.
     """
     from datasets.tasks import coverage_refresh_task
 
-    CoverageState.objects.bulk_create([CoverageState(dataset_id=dataset_id)], ignore_conflicts=True)
     now = timezone.now()
+    stale = now - COVERAGE_REQUEST_STALE
+    last = (
+        CoverageState.objects.filter(dataset_id=dataset_id)
+        .only("queued_at", "refreshed_at", "refresh_seconds")
+        .first()
+    )
+    # Queued and not started: the task clears the mark before it counts, so it will see
+    # the change that asks now (committed before this read).
+    if last is not None and last.queued_at is not None and last.queued_at >= stale:
+        return False
+    if last is None:
+        CoverageState.objects.bulk_create(
+            [CoverageState(dataset_id=dataset_id)], ignore_conflicts=True
+        )
     claimed = (
         CoverageState.objects.filter(dataset_id=dataset_id)
-        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - COVERAGE_REQUEST_STALE))
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=stale))
         .update(queued_at=now)
     )
     if claimed:
-        last = (
-            CoverageState.objects.filter(dataset_id=dataset_id)
-            .only("refreshed_at", "refresh_seconds")
-            .first()
-        )
         due = coverage_refresh_delay(last, now, delay=delay)
         transaction.on_commit(
             lambda: coverage_refresh_task.apply_async((dataset_id,), countdown=due)
