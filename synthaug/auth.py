@@ -10,7 +10,6 @@ and the per-request cache on the user object, are ModelBackend's.
 
 from __future__ import annotations
 
-from django.contrib.auth import get_backends
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.db.models import CharField, Value
@@ -59,11 +58,10 @@ class OneQueryModelBackend(ModelBackend):
         return user_obj._role_names
 
 
+_backend = OneQueryModelBackend()
+
+
 def role_names(user) -> list[str]:
-    """The names of the user's roles (groups), for the page header."""
-    for backend in get_backends():
-        if isinstance(backend, OneQueryModelBackend):
-            return backend.role_names(user)
-    if user.is_anonymous:
-        return []
-    return sorted(user.groups.values_list("name", flat=True))
+    """The names of the user's roles (groups), for the page header; read with their
+    permissions, or taken from what a permission check of this request read."""
+    return _backend.role_names(user)

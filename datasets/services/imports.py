@@ -519,6 +519,13 @@ def _execute_streamed(job: ImportJob, progress: Progress | None) -> None:
     clear_staging(job)
 
 
+def _lock_dataset(job: ImportJob) -> None:
+    """Hold the job's dataset row until the import's transaction ends. NO KEY UPDATE:
+    imports into one dataset queue behind each other, while other writers (generation)
+    may still insert samples that reference the dataset."""
+    list(Dataset.objects.select_for_update(no_key=True).filter(pk=job.dataset_id).values("pk"))
+
+
 def import_job_execute(*, job: ImportJob, progress: Progress | None = None) -> ImportJob:
     """Import an IMPORTING job in one transaction: every good row, or nothing.
 
@@ -534,13 +541,7 @@ def import_job_execute(*, job: ImportJob, progress: Progress | None = None) -> I
             locked = ImportJob.objects.select_for_update().select_related("dataset").get(pk=job.pk)
             if locked.status != ImportJob.Status.IMPORTING:
                 return locked
-            # NO KEY UPDATE: imports into one dataset queue behind each other, while other
-            # writers (generation) may still insert samples that reference the dataset.
-            list(
-                Dataset.objects.select_for_update(no_key=True)
-                .filter(pk=locked.dataset_id)
-                .values("pk")
-            )
+            _lock_dataset(locked)
             if locked.engine == ImportJob.Engine.IMPORT_EXPORT:
                 _execute_tabular(locked, progress)
             else:
@@ -610,11 +611,7 @@ def _import_one_pass(
     try:
         with transaction.atomic():
             locked = ImportJob.objects.select_for_update().select_related("dataset").get(pk=job.pk)
-            list(
-                Dataset.objects.select_for_update(no_key=True)
-                .filter(pk=locked.dataset_id)
-                .values("pk")
-            )
+            _lock_dataset(locked)
             spec = _row_spec(locked)
             with upload_open(locked) as fh:
                 reader = _sample_reader(locked, fh)
