@@ -8,10 +8,11 @@ reads them as a task last counted them (``QueueFigures``, review/services/figure
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from django.db import connections, router
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -21,7 +22,7 @@ from datasets.models import Batch, CheckResult
 from datasets.selectors.browse import CappedCount, Page, capped_count
 from review.models import AuditEntry, Decision, QueueFigures, ReviewItem, ReviewQueue
 from review.services.queues import review_settings_for
-from synthaug.engine.agreement import Agreement, agreement
+from synthaug.engine.agreement import Agreement, agreement_of
 
 PAGE_SIZE = 50
 TEXT_HEAD_CHARS = 200
@@ -391,59 +392,93 @@ class AgreementReport:
         return f"Cohen's kappa {self.judge.kappa:.2f} is below the threshold {self.kappa_min:.2f}."
 
 
-def _verdicts(batch: Batch) -> tuple[list[dict], dict[int, dict[str, bool]]]:
-    decisions = list(
-        Decision.objects.filter(
-            queue__batch=batch,
-            action__in=(Decision.Action.APPROVE, Decision.Action.REJECT),
-            undone_by__isnull=True,
-        )
-        .values("sample_id", "reviewer_id", "action", "item__stratum", "item__copy")
-        .order_by("id")
-    )
-    checks: dict[int, dict[str, bool]] = defaultdict(dict)
-    samples = {row["sample_id"] for row in decisions}
-    if samples:
-        rows = (
-            CheckResult.objects.filter(sample_id__in=sorted(samples))
-            .order_by("sample_id", "kind", "id")
-            .values_list("sample_id", "kind", "passed")
-        )
-        for sample_id, kind, passed in rows:  # ascending id: the last one written wins
-            checks[sample_id][kind] = passed
-    return decisions, checks
+# The decisions in force (approve or reject, not undone) of a batch's queues, one row each:
+# who decided, the item's stratum, and the verdict (1 approve, 0 reject). Counting happens
+# in the database: a recount reads a few dozen grouped rows, not every decision.
+_VERDICTS = """
+WITH verdict AS (
+    SELECT d.id, d.sample_id, d.reviewer_id, i.stratum,
+           CASE WHEN d.action = %s THEN 1 ELSE 0 END AS human
+    FROM review_decision d
+    JOIN review_reviewqueue q ON q.id = d.queue_id
+    JOIN review_reviewitem i ON i.id = d.item_id
+    WHERE q.batch_id = %s AND d.action IN (%s, %s)
+      AND NOT EXISTS (SELECT 1 FROM review_decision u WHERE u.undoes_id = d.id)
+)"""
+# Each verdict against the latest result of each check of its sample (the highest id of a
+# sample and kind counts), grouped by check, stratum and the two verdicts; a judge
+# disagreement keeps its sample id so the disagreeing samples come in the same read.
+_PAIRS_SQL = (
+    _VERDICTS  # noqa: S608 - constant SQL, the values are parameters
+    + """
+SELECT c.kind, v.stratum, CASE WHEN c.passed THEN 1 ELSE 0 END, v.human,
+       CASE WHEN c.kind = %s AND c.passed <> (v.human = 1) THEN v.sample_id END,
+       COUNT(*)
+FROM verdict v JOIN datasets_checkresult c ON c.sample_id = v.sample_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM datasets_checkresult n
+    WHERE n.sample_id = c.sample_id AND n.kind = c.kind AND n.id > c.id
+)
+GROUP BY 1, 2, 3, 4, 5
+"""
+)
+# Samples that two or more people decided: each person's latest verdict, people in the order
+# they first decided it (the first two are compared). Window functions, no self-join.
+_PEOPLE_SQL = (
+    _VERDICTS  # noqa: S608 - constant SQL, the values are parameters
+    + """,
+latest AS (
+    SELECT sample_id, human,
+           MIN(id) OVER (PARTITION BY sample_id, reviewer_id) AS first_id,
+           ROW_NUMBER() OVER (PARTITION BY sample_id, reviewer_id ORDER BY id DESC) AS nth
+    FROM verdict
+),
+person AS (
+    SELECT sample_id, human, first_id, COUNT(*) OVER (PARTITION BY sample_id) AS people
+    FROM latest WHERE nth = 1
+)
+SELECT sample_id, human FROM person WHERE people >= 2 ORDER BY sample_id, first_id
+"""
+)
+
+
+def _verdict_rows(sql: str, batch: Batch, *more) -> list[tuple]:
+    params = [Decision.Action.APPROVE, batch.pk, Decision.Action.APPROVE, Decision.Action.REJECT]
+    with connections[router.db_for_read(Decision)].cursor() as cursor:
+        cursor.execute(sql, [*params, *more])
+        return cursor.fetchall()
 
 
 def judge_agreement(*, batch: Batch) -> AgreementReport:
-    """Agreement figures for a batch's spot check (three queries)."""
+    """Agreement figures for a batch's spot check (three queries, the counting in SQL).
+
+    Every decision in force pairs with the latest result of each check of its sample
+    (approve = pass); ``by_stratum`` splits the judge's pairs by the item's stratum.
+    ``people`` compares the first two people to decide an overlapping sample, each by
+    their latest verdict.
+    """
     policy = review_settings_for(dataset=batch.dataset)
-    decisions, checks = _verdicts(batch)
-    pairs: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
-    strata: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    cells: dict[str, Counter] = defaultdict(Counter)
+    strata: dict[str, Counter] = defaultdict(Counter)
     judge_disagreements: set[int] = set()
-    by_sample: dict[int, dict[int, bool]] = defaultdict(dict)
-    for row in decisions:
-        human = row["action"] == Decision.Action.APPROVE
-        by_sample[row["sample_id"]][row["reviewer_id"]] = human
-        for kind, passed in checks.get(row["sample_id"], {}).items():
-            pairs[kind].append((passed, human))
-            if kind == CheckResult.Check.JUDGE:
-                strata[row["item__stratum"]].append((passed, human))
-                if passed != human:
-                    judge_disagreements.add(row["sample_id"])
-    people_pairs = []
-    people_disagreements: set[int] = set()
-    for sample_id, verdicts in by_sample.items():
-        if len(verdicts) >= 2:
-            first, second = list(verdicts.values())[:2]
-            people_pairs.append((first, second))
-            if first != second:
-                people_disagreements.add(sample_id)
+    judge = CheckResult.Check.JUDGE
+    for kind, stratum, passed, human, disagreed, n in _verdict_rows(_PAIRS_SQL, batch, judge):
+        pair = (bool(passed), bool(human))
+        cells[kind][pair] += n
+        if kind == judge:
+            strata[stratum][pair] += n
+            if disagreed is not None:
+                judge_disagreements.add(disagreed)
+    verdicts: dict[int, list[bool]] = defaultdict(list)
+    for sample_id, human in _verdict_rows(_PEOPLE_SQL, batch):
+        verdicts[sample_id].append(bool(human))
+    people = Counter((first, second) for first, second, *_ in verdicts.values())
+    people_disagreements = {pk for pk, (first, second, *_) in verdicts.items() if first != second}
     return AgreementReport(
-        judge=agreement(pairs.get(CheckResult.Check.JUDGE, [])),
-        by_check={kind: agreement(pairs[kind]) for kind in sorted(pairs)},
-        by_stratum={name: agreement(strata[name]) for name in sorted(strata)},
-        people=agreement(people_pairs),
+        judge=agreement_of(cells.get(judge, Counter())),
+        by_check={kind: agreement_of(cells[kind]) for kind in sorted(cells)},
+        by_stratum={name: agreement_of(strata[name]) for name in sorted(strata)},
+        people=agreement_of(people),
         judge_disagreements=judge_disagreements,
         people_disagreements=people_disagreements,
         kappa_min=policy.judge_kappa_min,

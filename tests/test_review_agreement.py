@@ -155,3 +155,100 @@ def test_too_few_decisions_is_not_stable(dataset, alice):
     report = judge_agreement(batch=batch)
     assert report.judge.n == 4
     assert "at least 10" in report.why_unstable
+
+
+def _reference_report(batch) -> dict:
+    """The figures counted the plain way, decision by decision in Python (how they were
+    counted before the database did it), to hold the SQL to."""
+    from collections import defaultdict
+
+    from review.models import Decision
+
+    decisions = (
+        Decision.objects.filter(
+            queue__batch=batch, action__in=("approve", "reject"), undone_by__isnull=True
+        )
+        .values("sample_id", "reviewer_id", "action", "item__stratum")
+        .order_by("id")
+    )
+    latest: dict[int, dict[str, bool]] = defaultdict(dict)
+    for check in CheckResult.objects.filter(batch=batch).order_by("id"):
+        latest[check.sample_id][check.kind] = check.passed
+    pairs, strata = defaultdict(list), defaultdict(list)
+    judge_disagreements, by_sample = set(), defaultdict(dict)
+    for row in decisions:
+        human = row["action"] == "approve"
+        by_sample[row["sample_id"]][row["reviewer_id"]] = human
+        for kind, passed in latest[row["sample_id"]].items():
+            pairs[kind].append((passed, human))
+            if kind == "judge":
+                strata[row["item__stratum"]].append((passed, human))
+                if passed != human:
+                    judge_disagreements.add(row["sample_id"])
+    people = {pk: list(v.values())[:2] for pk, v in by_sample.items() if len(v) >= 2}
+    return {
+        "judge": agreement(pairs["judge"]),
+        "by_check": {kind: agreement(pairs[kind]) for kind in sorted(pairs)},
+        "by_stratum": {name: agreement(strata[name]) for name in sorted(strata)},
+        "people": agreement(tuple(v) for v in people.values()),
+        "judge_disagreements": judge_disagreements,
+        "people_disagreements": {pk for pk, (a, b) in people.items() if a != b},
+    }
+
+
+@pytest.mark.django_db
+def test_counting_in_the_database_matches_counting_each_decision(dataset, alice, bob, charlie):
+    """Overlap, three people, an undo and a re-decision, a lead's bulk decisions (a third
+    verdict on some samples), re-run checks: the SQL's figures equal the plain count's."""
+    import random
+
+    from review.models import Decision, ReviewItem
+
+    ReviewSettings.objects.create(
+        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=1.0
+    )
+    batch, samples = checked_batch(dataset, count=16, difficulties=("easy", "medium", "hard"))
+    queue, _ = queue_build(batch=batch, seed=5)
+    rng = random.Random(7)
+
+    def decide(user, item, approve: bool) -> None:
+        decision_record(
+            item_id=item.pk,
+            user=user,
+            action="approve" if approve else "reject",
+            reason="" if approve else "unfaithful",
+            claim_seq=item.claim_seq,
+            idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
+        )
+
+    for _ in range(7):
+        for user in (bob, charlie, alice):
+            if (item := item_claim_next(queue=queue, user=user)) is not None:
+                decide(user, item, rng.random() < 0.6)
+    undone = decision_undo(queue=queue, user=bob, idempotency_key="undo-1").undoes
+    again = ReviewItem.objects.get(pk=undone.item_id)  # back in bob's hand, a new claim
+    assert again.claimed_by == bob
+    decide(bob, again, undone.action != "approve")
+    # Checks re-run on some samples: the later row is the one that counts.
+    for sample in samples[::3]:
+        CheckResult.objects.create(sample=sample, batch=batch, kind="judge", passed=False)
+    for sample in samples[1::4]:
+        CheckResult.objects.create(sample=sample, batch=batch, kind="format", passed=False)
+    open_items = queue.items.exclude(state="done").values_list("pk", flat=True)
+    bulk_decide(
+        queue=queue, item_ids=list(open_items)[:10], by=alice, action="reject", reason="other"
+    )
+
+    expected = _reference_report(batch)
+    report = judge_agreement(batch=batch)
+    assert Decision.objects.filter(undone_by__isnull=False).count() == 1
+    assert expected["people"].n >= 5
+    assert expected["people"].agree
+    assert expected["judge_disagreements"]
+    assert expected["people_disagreements"]
+    assert report.judge == expected["judge"]
+    assert report.by_check == expected["by_check"]
+    assert report.by_stratum == expected["by_stratum"]
+    assert report.people == expected["people"]
+    assert report.judge_disagreements == expected["judge_disagreements"]
+    assert report.people_disagreements == expected["people_disagreements"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,16 +53,15 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 def agreement(pairs: Iterable[tuple[bool, bool]]) -> Agreement:
     """Accuracy and Cohen's kappa of two raters' pass/fail verdicts on the same items."""
-    both_pass = a_only = b_only = both_fail = 0
-    for a, b in pairs:
-        if a and b:
-            both_pass += 1
-        elif a:
-            a_only += 1
-        elif b:
-            b_only += 1
-        else:
-            both_fail += 1
+    return agreement_of(Counter((bool(a), bool(b)) for a, b in pairs))
+
+
+def agreement_of(cells: Mapping[tuple[bool, bool], int]) -> Agreement:
+    """``agreement`` from the 2x2 table already counted: ``{(a, b): how many}``."""
+    both_pass = cells.get((True, True), 0)
+    a_only = cells.get((True, False), 0)
+    b_only = cells.get((False, True), 0)
+    both_fail = cells.get((False, False), 0)
     n = both_pass + a_only + b_only + both_fail
     agree = both_pass + both_fail
     if n == 0:
