@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from review.models import Decision, ReviewItem, ReviewSettings
@@ -108,3 +109,36 @@ def test_expired_leases_are_taken_once_each_by_concurrent_claimers(dataset):
     assert set(
         queue.items.filter(pk__in=[i.pk for i in held]).values_list("claim_seq", flat=True)
     ) == {2}
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+def test_only_a_claim_that_is_its_own_transaction_skips_the_log_flush(dataset, bob):
+    """A claim alone commits without waiting for the log (a lease: a crash loses what an
+    expiry would), and the setting ends with it: the decision after it, and a claim made
+    inside a caller's transaction, keep the synchronous commit."""
+    assert connection.vendor == "postgresql"
+    assert _synchronous_commit() == "on"
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=4)
+    queue, _ = queue_build(batch=batch, seed=13)
+
+    with CaptureQueriesContext(connection) as alone:
+        item = item_claim_next(queue=queue, user=bob)
+    assert "set_config('synchronous_commit', 'off', true)" in alone.captured_queries[0]["sql"]
+    assert _synchronous_commit() == "on"  # local to the claim's own transaction
+    assert ReviewItem.objects.get(pk=item.pk).claimed_by == bob
+    decision_record(
+        item_id=item.pk, user=bob, action="approve", claim_seq=item.claim_seq, idempotency_key="a"
+    )
+    assert _synchronous_commit() == "on"
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        inner = item_claim_next(queue=queue, user=bob)
+        assert _synchronous_commit() == "on"
+    assert inner is not None
+    assert "synchronous_commit" not in inside.captured_queries[0]["sql"]

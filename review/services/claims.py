@@ -68,10 +68,21 @@ def _claimable(queue: ReviewQueue, user, now) -> list:
 
 # One statement: lock the first expired item, else the first open one (COALESCE evaluates
 # its second subquery only when the first found nothing), claim it, and return the row.
+#
+# Its commit does not wait for the write-ahead log to reach the disk (``synchronous_commit``
+# off for this transaction only, set by the one-row FROM item): a claim is a lease, and the
+# flush was a good part of its latency with ten reviewers committing at once. What a crash
+# can lose is the last few claims, which is what an expired lease does anyway: the item is
+# open again and a decision sent under the lost claim is refused as stale (409). Nothing
+# durable depends on it: a decision's commit flushes the log up to and including the claim
+# it was made under, and decisions keep the synchronous commit. Only a claim that is its
+# own transaction does this: inside a caller's transaction the setting would reach
+# whatever else that transaction writes.
 _CLAIM_SQL = """
 UPDATE review_reviewitem
 SET state = 'claimed', claimed_by_id = %(user)s, claimed_at = %(now)s,
     lease_until = %(until)s, claim_seq = claim_seq + 1
+{lease_only}
 WHERE id = COALESCE(
     (SELECT i.id FROM review_reviewitem i
      WHERE i.queue_id = %(queue)s AND i.state = 'claimed' AND i.lease_until < %(now)s
@@ -83,6 +94,7 @@ WHERE id = COALESCE(
 )
 RETURNING {columns}
 """
+_LEASE_ONLY = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lease_only"
 _MINE = "(i.assigned_to_id IS NULL OR i.assigned_to_id = %(user)s)"
 # A probe of the candidate's other copy through ``reviewitem_sample`` (a couple of index
 # pages). OFFSET 0 keeps it a per-candidate subplan, and COALESCE keeps the planner off the
@@ -96,15 +108,20 @@ _NOT_OTHER_COPY = (
 
 
 @cache
-def _claim_sql(overlap: bool) -> tuple[str, list[str]]:
+def _claim_sql(overlap: bool, own_transaction: bool) -> tuple[str, list[str]]:
     """The claim statement (built once per variant) and the columns it returns."""
     fields = [f.attname for f in ReviewItem._meta.concrete_fields]
-    mine = _MINE + (_NOT_OTHER_COPY if overlap else "")
-    return _CLAIM_SQL.format(mine=mine, columns=", ".join(f'"{n}"' for n in fields)), fields
+    sql = _CLAIM_SQL.format(
+        lease_only=_LEASE_ONLY if own_transaction else "",
+        mine=_MINE + (_NOT_OTHER_COPY if overlap else ""),
+        columns=", ".join(f'"{n}"' for n in fields),
+    )
+    return sql, fields
 
 
 def _claim_in_one_statement(queue: ReviewQueue, user, now, until, db: str):
-    sql, fields = _claim_sql(queue.overlap_share > 0)
+    own_transaction = not connections[db].in_atomic_block
+    sql, fields = _claim_sql(queue.overlap_share > 0, own_transaction)
     params = {"user": user.pk, "now": now, "until": until, "queue": queue.pk}
     with connections[db].cursor() as cursor:
         cursor.execute(sql, params)
