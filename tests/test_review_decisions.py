@@ -71,6 +71,19 @@ def test_an_approval_is_recorded_once_and_derives_the_sample_state(queue, bob):
     assert decision.after["review_status"] == "approved"
 
 
+def test_a_decision_reads_the_review_fields_not_the_sample_text(queue, bob):
+    """A sample may be megabytes of text: deciding on it locks and reads its review fields."""
+    item = item_claim_next(queue=queue, user=bob)
+    with CaptureQueriesContext(connection) as ctx:
+        _decide(item, bob, action="retag", difficulty="hard", rationale="long")
+    reads = [q["sql"] for q in ctx.captured_queries if 'FROM "datasets_sample"' in q["sql"]]
+    assert len(reads) == 1
+    assert "FOR UPDATE" in reads[0]
+    assert '"datasets_sample"."difficulty"' in reads[0]
+    assert not any(f'"datasets_sample"."{name}"' in reads[0] for name in ("input", "text"))
+    assert Sample.objects.get(pk=item.sample_id).difficulty == "hard"
+
+
 def test_signal_after_commit(queue, bob, django_capture_on_commit_callbacks):
     item = item_claim_next(queue=queue, user=bob)
     got: list[dict] = []

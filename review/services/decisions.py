@@ -42,6 +42,11 @@ class StaleClaim(DecisionRefused):
     status = 409
 
 
+def _locked_sample(pk: int) -> Sample:
+    """The sample's review fields, its row locked: not its text, which may be megabytes."""
+    return Sample.objects.select_for_update().only("pk", *_SAMPLE_FIELDS).get(pk=pk)
+
+
 def _snapshot(sample: Sample) -> dict:
     return {name: getattr(sample, name) for name in _SAMPLE_FIELDS}
 
@@ -142,7 +147,7 @@ def decision_record(
         if item.state == ReviewItem.State.DONE:
             raise StaleClaim("This item was already decided; nothing was recorded twice.")
         queue = item.queue
-        sample = Sample.objects.select_for_update().get(pk=item.sample_id)
+        sample = _locked_sample(item.sample_id)
         before = _snapshot(sample)
         after = _after(sample, action=action, user=user, difficulty=difficulty, rationale=rationale)
         decision = Decision.objects.create(
@@ -235,7 +240,7 @@ def decision_undo(*, queue: ReviewQueue, user, idempotency_key: str, now=None) -
             raise StaleClaim("Someone else is reviewing that item now; it cannot be undone.")
         if item.state == ReviewItem.State.OPEN and item.claim_seq != last.claim_seq:
             raise StaleClaim("That item went to someone else since; it cannot be undone.")
-        sample = Sample.objects.select_for_update().get(pk=last.sample_id)
+        sample = _locked_sample(last.sample_id)
         before = _snapshot(sample)
         after = _derived(sample, last)
         undo = Decision.objects.create(
