@@ -148,10 +148,12 @@ def load(samples: int) -> dict:
 
 
 def child_reviewer(
-    queue_id: int, user_id: int, count: int, stop: str = "", pause_ms: str = "0"
+    queue_id: int, user_id: int, count: int, stop: str = "", pause_ms: str = "0", start: str = ""
 ) -> dict:
     """One reviewer: claim-next then approve, ``count`` times (or until the file ``stop``
-    exists), ``pause_ms`` between items; claim latencies in ms."""
+    exists), ``pause_ms`` between items; claim latencies in ms. With ``start``, it says it
+    is ready and waits for the file ``start`` before its first claim, so that no claim is
+    timed while the other reviewers' processes are still starting up."""
     from django.contrib.auth import get_user_model
 
     from review.models import ReviewQueue
@@ -159,6 +161,10 @@ def child_reviewer(
 
     queue = ReviewQueue.objects.get(pk=queue_id)
     user = get_user_model().objects.get(pk=user_id)
+    if start:
+        Path(f"{start}.ready-{user_id}").touch()
+        while not os.path.exists(start):
+            time.sleep(0.01)
     claims, decisions, decided_at = [], [], []
     for n in range(count):
         if stop and os.path.exists(stop):
@@ -396,6 +402,10 @@ def main() -> None:
             busy, claims, rate = pages_during_review(queue, ids, pause, database_url)
         finally:
             ran = worker.stop()
+            # The next phase starts as a run does: without this one's queued recounts and
+            # rebuilds (due seconds later, they would run at its start) or their marks.
+            Celery(broker=BROKER).control.purge()
+            collect(run_child(["--child", "ids"], database_url))
         print(
             f"  (while the pages were measured: {rate:.1f} decisions/s; claim-next n={len(claims)} "
             f"p50 {statistics.median(claims):.2f} ms p95 {p95(claims):.2f} ms)"
@@ -485,15 +495,31 @@ def fresh(base: str, database_url: str, samples: int) -> tuple[dict, dict]:
 
 
 def reviewers_run(queue: str, reviewers: list[int], claims: int, database_url: str):
+    """``reviewers`` processes claim and decide ``claims`` items each, all starting at once
+    once every one of them is up (Django's start-up is a second of CPU per process)."""
+    start = ROOT / "var" / f"review-bench-start-{os.getpid()}"
+    start.parent.mkdir(parents=True, exist_ok=True)
+    start.unlink(missing_ok=True)
     procs = [
-        run_child(["--child", "review", queue, str(pk), str(claims)], database_url)
+        run_child(
+            ["--child", "review", queue, str(pk), str(claims), "", "0", str(start)], database_url
+        )
         for pk in reviewers
     ]
+    deadline = time.monotonic() + 300
+    while not all(Path(f"{start}.ready-{pk}").exists() for pk in reviewers):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise SystemExit("the reviewers did not start")
+        time.sleep(0.05)
+    start.touch()
     latencies, decisions = [], []
     for proc in procs:
         result = collect(proc)
         latencies += result["claims"]
         decisions += result["decisions"]
+    start.unlink()
+    for pk in reviewers:
+        Path(f"{start}.ready-{pk}").unlink()
     return latencies, decisions
 
 
