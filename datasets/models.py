@@ -973,7 +973,9 @@ class CoverageState(models.Model):
 
     ``queued_at`` coalesces refresh requests: the first request of a burst sets it with a
     conditional UPDATE and queues one task; later ones see it set and do nothing. The
-    task clears it before it counts, so a change made during a rebuild queues the next one.
+    task clears it before it counts, so a change made during a rebuild queues the next one;
+    ``started_at`` (when the last rebuild started, set with that clearing) makes the next
+    one wait its turn after the rebuild still running, not after the one stored before it.
     A request older than ``COVERAGE_REQUEST_STALE`` counts as lost (a broker restart) and is
     queued again.
     """
@@ -985,6 +987,7 @@ class CoverageState(models.Model):
     refresh_seconds = models.FloatField(default=0)
     samples_counted = models.BigIntegerField(default=0)
     queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"coverage of dataset {self.dataset_id} at {self.refreshed_at}"

@@ -286,7 +286,9 @@ class QueueFigures(models.Model):
     ``requested_at`` coalesces those requests: the first page view that finds the figures
     old sets it with a conditional UPDATE and queues one task; later views see it set and
     do nothing. The task clears it before it counts, so a decision made during a recount
-    asks for the next one. ``detail`` holds what only some views need (the disagreeing
+    asks for the next one; ``started_at`` (when the last task's count started, set with that
+    clearing) makes the next one wait its turn after the count still running, not after the
+    one stored before it. ``detail`` holds what only some views need (the disagreeing
     sample ids), so the page does not load it.
     """
 
@@ -304,6 +306,7 @@ class QueueFigures(models.Model):
     value = models.JSONField(default=dict)
     detail = models.JSONField(default=dict)
     requested_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "queue figures"

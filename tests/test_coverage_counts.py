@@ -18,6 +18,7 @@ from datasets.services.coverage import (
     coverage_counts_refresh,
     coverage_refresh_delay,
     coverage_refresh_request,
+    coverage_refresh_started,
 )
 from tests.factories import make_sample, make_samples
 from tests.workers import celery_worker, wait_for
@@ -116,6 +117,20 @@ def test_a_rebuild_waits_in_proportion_to_the_last_ones_cost():
     assert coverage_refresh_delay(None, now, delay=10) == 10
     slow = CoverageState(refreshed_at=now, refresh_seconds=60)
     assert coverage_refresh_delay(slow, now, delay=3) == COVERAGE_PATIENCE_MAX
+
+
+def test_a_change_during_a_rebuild_queues_the_next_after_it(dataset):
+    """Changes keep coming while a slow rebuild runs: the one queued meanwhile is due its
+    turn after the running rebuild started, not 3 s later because the stored count is old."""
+    long_ago = timezone.now() - timedelta(minutes=10)
+    CoverageState.objects.create(dataset=dataset, refreshed_at=long_ago, refresh_seconds=1.5)
+    coverage_refresh_started(dataset_id=dataset.pk)  # the task begins to count
+    state = CoverageState.objects.only(
+        "queued_at", "refreshed_at", "refresh_seconds", "started_at"
+    ).get(dataset=dataset)
+    assert state.queued_at is None  # a change from now on queues the next rebuild ...
+    due = coverage_refresh_delay(state, timezone.now(), delay=3)
+    assert due == pytest.approx(1.5 * COVERAGE_STALE_FACTOR, abs=2)  # ... after this one
 
 
 def test_a_request_lost_long_ago_is_queued_again(dataset, django_capture_on_commit_callbacks):

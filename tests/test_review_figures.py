@@ -21,6 +21,7 @@ from review.services.figures import (
     STALE_FACTOR,
     figures_recount,
     recount_delay,
+    recount_started,
 )
 from review.tasks import queue_figures_task
 from synthaug.celery import app as celery_app
@@ -195,6 +196,30 @@ def test_a_recount_waits_twenty_times_its_last_cost(queue):
     assert recount_delay(row, now + timedelta(minutes=5)) == 0
     row.seconds = 3600  # bounded: never more than two minutes behind
     assert recount_delay(row, now) == 120
+
+
+def test_a_page_asking_while_a_recount_runs_queues_the_next_after_it(
+    alice_client, queue, bob, slow, django_capture_on_commit_callbacks
+):
+    """Under steady decisions a page asks while the last recount is still running: the next
+    one is due its turn (twenty times the cost) after that one started, not at once because
+    the figures stored before it are old."""
+    decide(queue, bob, "k1")
+    long_ago = timezone.now() - timedelta(minutes=10)
+    QueueFigures.objects.filter(queue=queue).update(computed_at=long_ago, seconds=2.0)
+    assert (
+        recount_delay(QueueFigures.objects.get(queue=queue, kind="agreement"), timezone.now()) == 0
+    )
+    recount_started(queue_id=queue.pk, kind="agreement")  # the task begins to count
+
+    row = QueueFigures.objects.get(queue=queue, kind="agreement")
+    assert row.requested_at is None  # a page asks again ...
+    _, _, asked = view(alice_client, queue, django_capture_on_commit_callbacks)
+    assert asked
+    row.refresh_from_db()
+    assert row.requested_at is not None
+    # ... for a recount due 2 s x 20 after the running one started.
+    assert recount_delay(row, timezone.now()) == pytest.approx(2.0 * STALE_FACTOR, abs=2)
 
 
 def test_a_redelivered_recount_counts_nothing_new(queue, django_assert_max_num_queries):

@@ -125,7 +125,7 @@ def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH
     stale = now - COVERAGE_REQUEST_STALE
     last = (
         CoverageState.objects.filter(dataset_id=dataset_id)
-        .only("queued_at", "refreshed_at", "refresh_seconds")
+        .only("queued_at", "refreshed_at", "refresh_seconds", "started_at")
         .first()
     )
     # Queued and not started: the task clears the mark before it counts, so it will see
@@ -151,16 +151,25 @@ def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH
 
 def coverage_refresh_delay(state: CoverageState | None, now, *, delay: float) -> float:
     """Seconds until a requested rebuild runs: ``delay``, or until ``COVERAGE_STALE_FACTOR``
-    times the last rebuild's cost has passed since it started, if that is later."""
-    if state is None or state.refreshed_at is None:
+    times the last rebuild's cost has passed since the last one started, if that is later.
+
+    The last one started is the one running, if any: a change made during a rebuild waits
+    its turn after it, rather than after the rebuild stored before it (long ago, under
+    steady changes), which queued the next rebuild a few seconds after each one began.
+    """
+    started = [at for at in (state.refreshed_at, state.started_at) if at] if state else []
+    if not started:
         return delay
     patience = min(COVERAGE_PATIENCE_MAX, state.refresh_seconds * COVERAGE_STALE_FACTOR)
-    return max(delay, patience - (now - state.refreshed_at).total_seconds())
+    return max(delay, patience - (now - max(started)).total_seconds())
 
 
 def coverage_refresh_started(*, dataset_id: int) -> None:
-    """Clear the queued mark (the task is running): a change from now on queues another."""
-    CoverageState.objects.filter(dataset_id=dataset_id).update(queued_at=None)
+    """Clear the queued mark (the task is running): a change from now on queues another,
+    due after this one's start (``coverage_refresh_delay``)."""
+    CoverageState.objects.filter(dataset_id=dataset_id).update(
+        queued_at=None, started_at=timezone.now()
+    )
 
 
 def coverage_settings_update(

@@ -138,22 +138,26 @@ def figures_request(
 
 def recount_delay(row: QueueFigures, now: datetime) -> float:
     """Seconds until a recount is due: ``STALE_FACTOR`` times the last count's cost after
-    it was made (at most ``STALE_MAX_SECONDS``), so recounting takes at most about a
-    twentieth of a worker's time."""
-    if row.computed_at is None:
+    the last count started (at most ``STALE_MAX_SECONDS``), so recounting takes at most
+    about a twentieth of a worker's time. The last count started is the one running, if
+    any: a page that asks while a slow recount runs queues the next one its turn after it,
+    not a second one at once."""
+    started = [at for at in (row.computed_at, row.started_at) if at]
+    if not started:
         return 0.0
     patience = min(STALE_MAX_SECONDS, row.seconds * STALE_FACTOR)
-    return max(0.0, patience - (now - row.computed_at).total_seconds())
+    return max(0.0, patience - (now - max(started)).total_seconds())
 
 
 def figures_recount(*, queue_id: int, kind: str) -> QueueFigures | None:
     """Recount one kind of a queue's figures and store them (the task's body).
 
     Clears the request mark first, so a decision made while counting asks for the next
-    recount. Idempotent: figures already counted at the queue's version (a redelivered
-    task) are not counted again unless they are older than ``FIGURES_MAX_AGE``.
+    recount, and notes when it started, so that one is due after this one's turn.
+    Idempotent: figures already counted at the queue's version (a redelivered task) are not
+    counted again unless they are older than ``FIGURES_MAX_AGE``.
     """
-    QueueFigures.objects.filter(queue_id=queue_id, kind=kind).update(requested_at=None)
+    recount_started(queue_id=queue_id, kind=kind)
     queue = ReviewQueue.objects.select_related("batch__dataset").filter(pk=queue_id).first()
     if queue is None:
         return None
@@ -163,6 +167,14 @@ def figures_recount(*, queue_id: int, kind: str) -> QueueFigures | None:
     version = row.current if row is not None else selectors.queue_version(queue=queue)
     _count(queue, kind, version=version or 0)
     return QueueFigures.objects.get(queue_id=queue_id, kind=kind)
+
+
+def recount_started(*, queue_id: int, kind: str) -> None:
+    """A recount task is starting: clear the request mark (a decision from now on asks for
+    the next recount) and note the start (that recount is due after this one's turn)."""
+    QueueFigures.objects.filter(queue_id=queue_id, kind=kind).update(
+        requested_at=None, started_at=timezone.now()
+    )
 
 
 def _count(queue: ReviewQueue, kind: str, *, version: int) -> tuple[dict, dict]:
