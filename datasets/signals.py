@@ -12,7 +12,9 @@
 ``samples_changed``
     Sent (after commit) when samples' status, review status, difficulty or tags change
     outside a batch's checking stage (e.g. a review decision). Keyword arguments
-    ``dataset_id`` and ``sample_ids``.
+    ``dataset_id`` and ``sample_ids``, and ``changes`` when the sender knows them:
+    ``{sample_id: (before, after)}``, the fields it set, so that a receiver can pass over
+    changes that do not concern it (an approval moves no sample in the coverage matrix).
 """
 
 from __future__ import annotations

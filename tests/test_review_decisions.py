@@ -97,9 +97,38 @@ def test_signal_after_commit(queue, bob, django_capture_on_commit_callbacks):
             _decide(item, bob, "reject", reason="unfaithful")
     finally:
         samples_changed.disconnect(listener)
-    assert got == [
-        {"signal": samples_changed, "dataset_id": queue.dataset_id, "sample_ids": [item.sample_id]}
-    ]
+    assert len(got) == 1
+    assert got[0]["dataset_id"] == queue.dataset_id
+    assert got[0]["sample_ids"] == [item.sample_id]
+    before, after = got[0]["changes"][item.sample_id]
+    assert (before["review_status"], after["review_status"]) == ("", "rejected")
+
+
+def test_only_decisions_that_move_a_sample_in_the_coverage_matrix_ask_for_a_rebuild(
+    queue, bob, django_capture_on_commit_callbacks
+):
+    """An approval counts the sample in the same column as before: no rebuild of the
+    dataset's counts. A rejection, a re-tag or undoing a rejection moves it: one each."""
+    from datasets.models import CoverageState
+
+    def asked(action: str, **kw) -> bool:
+        CoverageState.objects.filter(dataset=queue.dataset).update(queued_at=None)
+        item = item_claim_next(queue=queue, user=bob)
+        with django_capture_on_commit_callbacks(execute=True):
+            _decide(item, bob, action, **kw)
+        return CoverageState.objects.filter(dataset=queue.dataset, queued_at__isnull=False).exists()
+
+    assert not asked("approve")
+    assert asked("reject", reason="unfaithful")
+    CoverageState.objects.filter(dataset=queue.dataset).update(queued_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision_undo(queue=queue, user=bob, idempotency_key="undo-reject")
+    assert CoverageState.objects.get(dataset=queue.dataset).queued_at is not None
+    held = review_hand(queue=queue, user=bob)[0]  # the undone item, back in hand
+    CoverageState.objects.filter(dataset=queue.dataset).update(queued_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        _decide(held, bob, "retag", difficulty="hard", rationale="needs two steps")
+    assert CoverageState.objects.get(dataset=queue.dataset).queued_at is not None
 
 
 def test_a_reject_needs_a_reason_and_a_retag_a_level(queue, bob):

@@ -224,9 +224,33 @@ def coverage_targets_set(
 
 
 @receiver(signals.samples_added, dispatch_uid="coverage_on_samples_added")
-@receiver(signals.samples_changed, dispatch_uid="coverage_on_samples_changed")
 def _on_samples(sender, *, dataset_id: int, **kwargs) -> None:
     coverage_refresh_request(dataset_id=dataset_id)
+
+
+@receiver(signals.samples_changed, dispatch_uid="coverage_on_samples_changed")
+def _on_samples_changed(sender, *, dataset_id: int, changes=None, **kwargs) -> None:
+    """Changes that move no sample between cells or columns of the matrix ask for nothing:
+    every approval would otherwise rebuild a million samples' counts to count them the same.
+    """
+    if changes is not None and not any(_moves(b, a) for b, a in changes.values()):
+        return
+    coverage_refresh_request(dataset_id=dataset_id)
+
+
+def _moves(before: dict, after: dict) -> bool:
+    """Whether a change can move a sample in the kept counts as the page reads them: its
+    difficulty, its tags or status, or whether it is rejected (``bucket_of``: an approved
+    and an unreviewed sample count in the same column). The stored ``review_status`` of a
+    count row may then lag (unreviewed for approved) until the next rebuild; nothing reads
+    it but ``bucket_of``."""
+
+    def rejected(fields: dict) -> bool:
+        return fields.get("review_status") == Sample.ReviewStatus.REJECTED
+
+    if rejected(before) != rejected(after):
+        return True
+    return any(before.get(name) != after.get(name) for name in ("difficulty", "tags", "status"))
 
 
 @receiver(signals.batch_checks_finished, dispatch_uid="coverage_on_batch_checks_finished")

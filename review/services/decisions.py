@@ -58,9 +58,12 @@ def _changed(sample: Sample, after: dict) -> list[str]:
     return [name.removesuffix("_id") if name.endswith("_id") else name for name in fields]
 
 
-def _announce(dataset_id: int, sample_ids: list[int]) -> None:
+def _announce(dataset_id: int, changes: dict[int, tuple[dict, dict]]) -> None:
+    """``samples_changed`` after commit, with each sample's review fields before and after."""
     transaction.on_commit(
-        lambda: samples_changed.send(sender=Decision, dataset_id=dataset_id, sample_ids=sample_ids)
+        lambda: samples_changed.send(
+            sender=Decision, dataset_id=dataset_id, sample_ids=sorted(changes), changes=changes
+        )
     )
 
 
@@ -183,7 +186,7 @@ def decision_record(
                 lease_until=now + timedelta(seconds=queue.lease_seconds)
             )
         if changed:
-            _announce(queue.dataset_id, [sample.pk])
+            _announce(queue.dataset_id, {sample.pk: (before, after)})
     return decision, True
 
 
@@ -276,7 +279,7 @@ def decision_undo(*, queue: ReviewQueue, user, idempotency_key: str, now=None) -
             position=item.position % SKIP_OFFSET if last.action == Action.SKIP else item.position,
         )
         if changed:
-            _announce(queue.dataset_id, [sample.pk])
+            _announce(queue.dataset_id, {sample.pk: (before, after)})
     return undo
 
 
@@ -358,5 +361,5 @@ def bulk_decide(
             before={"items": [item.pk for item in items][:1000]},
             after={"action": action, "reason": reason, "comment": comment, "count": len(items)},
         )
-        _announce(queue.dataset_id, sorted(samples))
+        _announce(queue.dataset_id, {d.sample_id: (d.before, d.after) for d in decisions})
     return len(items)
