@@ -436,11 +436,7 @@ def pages_during_review(queue: str, ids: dict, pause: int, database_url: str):
     ]
     try:
         # Measure only once every reviewer is deciding (their start-up takes seconds).
-        deadline = time.monotonic() + 300
-        while not all(Path(f"{stop}.ready-{pk}").exists() for pk in ids["reviewers"]):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise SystemExit("the reviewers did not start deciding")
-            time.sleep(0.1)
+        wait_ready(stop, ids["reviewers"], procs, "the reviewers did not start deciding")
         busy = collect(run_child(["--child", "pages", queue, str(ids["lead"]), "-"], database_url))
     finally:
         stop.touch()
@@ -494,6 +490,15 @@ def fresh(base: str, database_url: str, samples: int) -> tuple[dict, dict]:
     return ids, built
 
 
+def wait_ready(marker: Path, reviewers: list[int], procs: list, failure: str) -> None:
+    """Until every reviewer process has touched ``{marker}.ready-{its user id}``."""
+    deadline = time.monotonic() + 300
+    while not all(Path(f"{marker}.ready-{pk}").exists() for pk in reviewers):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise SystemExit(failure)
+        time.sleep(0.05)
+
+
 def reviewers_run(queue: str, reviewers: list[int], claims: int, database_url: str):
     """``reviewers`` processes claim and decide ``claims`` items each, all starting at once
     once every one of them is up (Django's start-up is a second of CPU per process)."""
@@ -506,11 +511,7 @@ def reviewers_run(queue: str, reviewers: list[int], claims: int, database_url: s
         )
         for pk in reviewers
     ]
-    deadline = time.monotonic() + 300
-    while not all(Path(f"{start}.ready-{pk}").exists() for pk in reviewers):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            raise SystemExit("the reviewers did not start")
-        time.sleep(0.05)
+    wait_ready(start, reviewers, procs, "the reviewers did not start")
     start.touch()
     latencies, decisions = [], []
     for proc in procs:

@@ -64,6 +64,18 @@ def test_stratified_pick_is_stable_per_stratum():
     assert more["c"] == [999]
 
 
+def _verdict(user, item, approve: bool) -> None:
+    """``user`` approves or rejects the item they claimed."""
+    decision_record(
+        item_id=item.pk,
+        user=user,
+        action="approve" if approve else "reject",
+        reason="" if approve else "low_quality",
+        claim_seq=item.claim_seq,
+        idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
+    )
+
+
 @pytest.mark.django_db
 def test_judge_agreement_per_batch_check_and_stratum(dataset, alice, bob):
     ReviewSettings.objects.create(
@@ -80,15 +92,7 @@ def test_judge_agreement_per_batch_check_and_stratum(dataset, alice, bob):
     by_sample = {s.pk: n for n, s in enumerate(samples)}
     while (item := item_claim_next(queue=queue, user=bob)) is not None:
         n = by_sample[item.sample_id]
-        approve = (n % 3 != 0) and n != 1
-        decision_record(
-            item_id=item.pk,
-            user=bob,
-            action="approve" if approve else "reject",
-            reason="" if approve else "low_quality",
-            claim_seq=item.claim_seq,
-            idempotency_key=f"k{item.pk}",
-        )
+        _verdict(bob, item, (n % 3 != 0) and n != 1)
     report = judge_agreement(batch=batch)
     assert report.judge.n == 12
     assert report.judge.agree == 11
@@ -211,24 +215,14 @@ def test_counting_in_the_database_matches_counting_each_decision(dataset, alice,
     queue, _ = queue_build(batch=batch, seed=5)
     rng = random.Random(7)
 
-    def decide(user, item, approve: bool) -> None:
-        decision_record(
-            item_id=item.pk,
-            user=user,
-            action="approve" if approve else "reject",
-            reason="" if approve else "unfaithful",
-            claim_seq=item.claim_seq,
-            idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
-        )
-
     for _ in range(7):
         for user in (bob, charlie, alice):
             if (item := item_claim_next(queue=queue, user=user)) is not None:
-                decide(user, item, rng.random() < 0.6)
+                _verdict(user, item, rng.random() < 0.6)
     undone = decision_undo(queue=queue, user=bob, idempotency_key="undo-1").undoes
     again = ReviewItem.objects.get(pk=undone.item_id)  # back in bob's hand, a new claim
     assert again.claimed_by == bob
-    decide(bob, again, undone.action != "approve")
+    _verdict(bob, again, undone.action != "approve")
     # Checks re-run on some samples: the later row is the one that counts.
     for sample in samples[::3]:
         CheckResult.objects.create(sample=sample, batch=batch, kind="judge", passed=False)
