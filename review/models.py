@@ -307,6 +307,10 @@ class QueueFigures(models.Model):
     detail = models.JSONField(default=dict)
     requested_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When the last count from scratch started. Agreement figures are otherwise kept up to
+    # date by folding in AgreementChange rows; a count from scratch still comes after
+    # FIGURES_MAX_AGE, for what no decision records (re-run checks).
+    counted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "queue figures"
@@ -316,3 +320,21 @@ class QueueFigures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of queue {self.queue_id} at version {self.version}"
+
+
+class AgreementChange(models.Model):
+    """How one decision (or a lead's bulk action) moved its queue's agreement tally.
+
+    Written in the decision's transaction, which holds the sample's row lock, so the
+    sample's share of the tally before and after is read without a race (see
+    ``synthaug.engine.agreement.Tally``). The figures task deletes the rows it folds into
+    ``QueueFigures`` in the same statement that reads them: a recount costs what was decided
+    since the last one, not every decision in the queue. Insert-only between folds, so
+    reviewers deciding at once never wait on each other here.
+    """
+
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="+")
+    change = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"Agreement change {self.pk} of queue {self.queue_id}"

@@ -2,8 +2,10 @@
 
 Lists are keyset pages (``id < cursor``), never OFFSET, and counts are capped, so a queue
 page costs the same at any depth. Progress and agreement are counted from the decisions in
-force (not undone) and the latest check results, never from counters kept in step; a page
-reads them as a task last counted them (``QueueFigures``, review/services/figures.py).
+force (not undone) and the latest check results; a page reads them as a task last counted
+them (``QueueFigures``, review/services/figures.py), agreement kept up to date between
+counts by folding in each decision's change (review/services/agreement.py), which a
+periodic count from scratch checks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datasets.models import Batch, CheckResult
 from datasets.selectors.browse import CappedCount, Page, capped_count
 from review.models import AuditEntry, Decision, QueueFigures, ReviewItem, ReviewQueue
 from review.services.queues import review_settings_for
-from synthaug.engine.agreement import Agreement, agreement_of
+from synthaug.engine.agreement import Agreement, Tally, agreement_of
 
 PAGE_SIZE = 50
 TEXT_HEAD_CHARS = 200
@@ -215,7 +217,11 @@ def stored_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Que
 def agreement_figures(*, queue: ReviewQueue) -> tuple[dict, dict]:
     """``judge_agreement`` of the queue's batch as stored: the figures, and apart from them
     the disagreeing sample ids (only the "show disagreements" views read those)."""
-    report = judge_agreement(batch=queue.batch)
+    return agreement_value(judge_agreement(batch=queue.batch))
+
+
+def agreement_value(report: AgreementReport) -> tuple[dict, dict]:
+    """A report as ``QueueFigures`` stores it (``stored_agreement`` reads it back)."""
     value = {
         "judge": asdict(report.judge),
         "by_check": {kind: asdict(a) for kind, a in report.by_check.items()},
@@ -231,6 +237,30 @@ def agreement_figures(*, queue: ReviewQueue) -> tuple[dict, dict]:
         "people": sorted(report.people_disagreements),
     }
     return value, detail
+
+
+def stored_tally(value: dict, detail: dict) -> Tally | None:
+    """The tally behind stored agreement figures (None if none are stored)."""
+    if not value or "judge" not in detail:
+        return None
+
+    def cells(figures: dict) -> Counter:
+        return Counter(
+            {
+                (True, True): figures["both_pass"],
+                (True, False): figures["a_only"],
+                (False, True): figures["b_only"],
+                (False, False): figures["both_fail"],
+            }
+        )
+
+    return Tally(
+        by_check={kind: cells(a) for kind, a in value["by_check"].items()},
+        by_stratum={name: cells(a) for name, a in value["by_stratum"].items()},
+        people=cells(value["people"]),
+        judge_disagreements=set(detail["judge"]),
+        people_disagreements=set(detail["people"]),
+    )
 
 
 def stored_agreement(
@@ -392,11 +422,18 @@ class AgreementReport:
         return f"Cohen's kappa {self.judge.kappa:.2f} is below the threshold {self.kappa_min:.2f}."
 
 
-# The decisions in force (approve or reject, not undone) of a batch's queues, one row each:
-# who decided, the item's stratum, and the verdict (1 approve, 0 reject). Counting happens
-# in the database: a recount reads a few dozen grouped rows, not every decision.
-_VERDICTS = """
-WITH verdict AS (
+# A batch's agreement tally in one statement (one snapshot), as tagged rows:
+# * "pair": each human verdict in force (approve or reject, not undone; 1 approve, 0 reject)
+#   against the latest result of each check of its sample (the highest id of a sample and
+#   kind counts), grouped by check, the item's stratum and the two verdicts; a judge
+#   disagreement keeps its sample id, so the disagreeing samples come in the same read;
+# * "person": on samples two or more people decided, each person's latest verdict with the
+#   id of their first decision in force (the first two people are compared);
+# * "version": the queue's newest audit entry, which the figures then hold everything up to.
+# Window functions, no self-joins. ``{gone}`` is where a figures count deletes the folded
+# changes (review/services/agreement.py) in the same snapshot, on PostgreSQL.
+_TALLY_SQL = """
+WITH {gone}verdict AS (
     SELECT d.id, d.sample_id, d.reviewer_id, i.stratum,
            CASE WHEN d.action = %s THEN 1 ELSE 0 END AS human
     FROM review_decision d
@@ -404,29 +441,18 @@ WITH verdict AS (
     JOIN review_reviewitem i ON i.id = d.item_id
     WHERE q.batch_id = %s AND d.action IN (%s, %s)
       AND NOT EXISTS (SELECT 1 FROM review_decision u WHERE u.undoes_id = d.id)
-)"""
-# Each verdict against the latest result of each check of its sample (the highest id of a
-# sample and kind counts), grouped by check, stratum and the two verdicts; a judge
-# disagreement keeps its sample id so the disagreeing samples come in the same read.
-_PAIRS_SQL = (
-    _VERDICTS  # noqa: S608 - constant SQL, the values are parameters
-    + """
-SELECT c.kind, v.stratum, CASE WHEN c.passed THEN 1 ELSE 0 END, v.human,
-       CASE WHEN c.kind = %s AND c.passed <> (v.human = 1) THEN v.sample_id END,
-       COUNT(*)
-FROM verdict v JOIN datasets_checkresult c ON c.sample_id = v.sample_id
-WHERE NOT EXISTS (
-    SELECT 1 FROM datasets_checkresult n
-    WHERE n.sample_id = c.sample_id AND n.kind = c.kind AND n.id > c.id
-)
-GROUP BY 1, 2, 3, 4, 5
-"""
-)
-# Samples that two or more people decided: each person's latest verdict, people in the order
-# they first decided it (the first two are compared). Window functions, no self-join.
-_PEOPLE_SQL = (
-    _VERDICTS  # noqa: S608 - constant SQL, the values are parameters
-    + """,
+),
+pair AS (
+    SELECT c.kind, v.stratum, CASE WHEN c.passed THEN 1 ELSE 0 END AS passed, v.human,
+           CASE WHEN c.kind = %s AND c.passed <> (v.human = 1) THEN v.sample_id END AS sample,
+           COUNT(*) AS n
+    FROM verdict v JOIN datasets_checkresult c ON c.sample_id = v.sample_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM datasets_checkresult o
+        WHERE o.sample_id = c.sample_id AND o.kind = c.kind AND o.id > c.id
+    )
+    GROUP BY 1, 2, 3, 4, 5
+),
 latest AS (
     SELECT sample_id, human,
            MIN(id) OVER (PARTITION BY sample_id, reviewer_id) AS first_id,
@@ -437,53 +463,78 @@ person AS (
     SELECT sample_id, human, first_id, COUNT(*) OVER (PARTITION BY sample_id) AS people
     FROM latest WHERE nth = 1
 )
-SELECT sample_id, human FROM person WHERE people >= 2 ORDER BY sample_id, first_id
-"""
+SELECT 'pair', kind, stratum, passed, human, sample, n FROM pair
+UNION ALL
+SELECT 'person', NULL, NULL, first_id, human, sample_id, NULL FROM person WHERE people >= 2
+UNION ALL
+SELECT 'version', NULL, NULL, NULL, NULL, NULL, (
+    SELECT MAX(a.id) FROM review_auditentry a
+    WHERE a.queue_id = (SELECT id FROM review_reviewqueue WHERE batch_id = %s)
 )
+"""
 
 
-def _verdict_rows(sql: str, batch: Batch, *more) -> list[tuple]:
-    params = [Decision.Action.APPROVE, batch.pk, Decision.Action.APPROVE, Decision.Action.REJECT]
+def batch_tally(*, batch: Batch, gone: tuple[str, list] | None = None) -> tuple[Tally, int]:
+    """A batch's agreement tally counted in the database (one query), and the version it
+    holds everything up to. ``gone`` is a data-modifying CTE (``"name AS (...), "`` and its
+    parameters) run in the same statement, hence the same snapshot."""
+    judge = CheckResult.Check.JUDGE
+    approve, reject = Decision.Action.APPROVE, Decision.Action.REJECT
+    cte, cte_params = gone or ("", [])
+    params = [*cte_params, approve, batch.pk, approve, reject, judge, batch.pk]
     with connections[router.db_for_read(Decision)].cursor() as cursor:
-        cursor.execute(sql, [*params, *more])
-        return cursor.fetchall()
+        cursor.execute(_TALLY_SQL.format(gone=cte), params)
+        rows = cursor.fetchall()
+    tally, version, people = Tally(), 0, defaultdict(list)
+    for tag, kind, stratum, passed, human, sample_id, n in rows:
+        if tag == "pair":
+            pair = (bool(passed), bool(human))
+            tally.by_check.setdefault(kind, Counter())[pair] += n
+            if kind == judge:
+                tally.by_stratum.setdefault(stratum, Counter())[pair] += n
+                if sample_id is not None:
+                    tally.judge_disagreements.add(sample_id)
+        elif tag == "person":
+            people[sample_id].append((passed, bool(human)))  # (first decision id, verdict)
+        else:
+            version = n or 0
+    for sample_id, verdicts in people.items():
+        (_, first), (_, second), *_ = sorted(verdicts)
+        tally.people[(first, second)] += 1
+        if first != second:
+            tally.people_disagreements.add(sample_id)
+    return tally, version
+
+
+def agreement_report(tally: Tally, *, dataset) -> AgreementReport:
+    """The figures of a tally, with the dataset's thresholds for a stable judge."""
+    policy = review_settings_for(dataset=dataset)
+    judge = CheckResult.Check.JUDGE
+    return AgreementReport(
+        judge=agreement_of(tally.by_check.get(judge, Counter())),
+        by_check={kind: agreement_of(tally.by_check[kind]) for kind in sorted(tally.by_check)},
+        by_stratum={
+            name: agreement_of(tally.by_stratum[name]) for name in sorted(tally.by_stratum)
+        },
+        people=agreement_of(tally.people),
+        judge_disagreements=set(tally.judge_disagreements),
+        people_disagreements=set(tally.people_disagreements),
+        kappa_min=policy.judge_kappa_min,
+        min_decisions=policy.judge_min_decisions,
+    )
 
 
 def judge_agreement(*, batch: Batch) -> AgreementReport:
-    """Agreement figures for a batch's spot check (three queries, the counting in SQL).
+    """Agreement figures for a batch's spot check, counted now (the tally in one query,
+    the counting in SQL, and the dataset's thresholds).
 
     Every decision in force pairs with the latest result of each check of its sample
     (approve = pass); ``by_stratum`` splits the judge's pairs by the item's stratum.
     ``people`` compares the first two people to decide an overlapping sample, each by
     their latest verdict.
     """
-    policy = review_settings_for(dataset=batch.dataset)
-    cells: dict[str, Counter] = defaultdict(Counter)
-    strata: dict[str, Counter] = defaultdict(Counter)
-    judge_disagreements: set[int] = set()
-    judge = CheckResult.Check.JUDGE
-    for kind, stratum, passed, human, disagreed, n in _verdict_rows(_PAIRS_SQL, batch, judge):
-        pair = (bool(passed), bool(human))
-        cells[kind][pair] += n
-        if kind == judge:
-            strata[stratum][pair] += n
-            if disagreed is not None:
-                judge_disagreements.add(disagreed)
-    verdicts: dict[int, list[bool]] = defaultdict(list)
-    for sample_id, human in _verdict_rows(_PEOPLE_SQL, batch):
-        verdicts[sample_id].append(bool(human))
-    people = Counter((first, second) for first, second, *_ in verdicts.values())
-    people_disagreements = {pk for pk, (first, second, *_) in verdicts.items() if first != second}
-    return AgreementReport(
-        judge=agreement_of(cells.get(judge, Counter())),
-        by_check={kind: agreement_of(cells[kind]) for kind in sorted(cells)},
-        by_stratum={name: agreement_of(strata[name]) for name in sorted(strata)},
-        people=agreement_of(people),
-        judge_disagreements=judge_disagreements,
-        people_disagreements=people_disagreements,
-        kappa_min=policy.judge_kappa_min,
-        min_decisions=policy.judge_min_decisions,
-    )
+    tally, _ = batch_tally(batch=batch)
+    return agreement_report(tally, dataset=batch.dataset)
 
 
 def judge_is_stable(*, batch: Batch) -> bool:

@@ -16,7 +16,7 @@ from review.services import (
     item_claim_next,
     queue_build,
 )
-from synthaug.engine.agreement import agreement, stratified_pick, wilson
+from synthaug.engine.agreement import Tally, agreement, stratified_pick, wilson
 from tests.review_support import checked_batch
 
 
@@ -246,3 +246,165 @@ def test_counting_in_the_database_matches_counting_each_decision(dataset, alice,
     assert report.people == expected["people"]
     assert report.judge_disagreements == expected["judge_disagreements"]
     assert report.people_disagreements == expected["people_disagreements"]
+
+
+# Agreement kept up to date by folding in each decision's change ---------------------------
+
+
+def test_a_samples_share_of_the_tally():
+    """Each verdict in force against each latest check; people by their latest verdict, in
+    the order they first decided; a change and its reverse cancel out."""
+    verdicts = [(1, 10, "easy / paraphrase", True), (2, 20, "easy / paraphrase", True)]
+    verdicts.append((3, 10, "easy / paraphrase", False))  # person 10 changes their mind
+    tally = Tally.of_sample(7, verdicts, {"judge": True, "format": False}, judge="judge")
+    assert tally.by_check == {
+        "judge": {(True, True): 2, (True, False): 1},
+        "format": {(False, True): 2, (False, False): 1},
+    }
+    assert tally.by_stratum == {"easy / paraphrase": {(True, True): 2, (True, False): 1}}
+    assert tally.people == {(False, True): 1}  # 10's latest, then 20's
+    assert tally.judge_disagreements == {7}
+    assert tally.people_disagreements == {7}
+
+    empty = Tally()
+    change = empty.change_to(tally)
+    assert empty.apply(change)
+    assert empty == tally
+    assert empty.apply(tally.change_to(Tally()))
+    assert empty == Tally()  # emptied tables are dropped
+    assert not empty.apply(change | {"cells": [["check", "judge", True, True, -1]]})
+
+
+def _fold(queue):
+    """The figures task's body for agreement; returns the stored row."""
+    from review.services.figures import figures_recount
+
+    return figures_recount(queue_id=queue.pk, kind="agreement")
+
+
+def _counted_from_scratch(queue) -> tuple[dict, dict]:
+    from review.selectors import agreement_figures
+
+    return agreement_figures(queue=queue)
+
+
+@pytest.mark.django_db
+def test_folding_each_decisions_change_matches_counting_from_scratch(dataset, alice, bob, charlie):
+    """Overlap, three people deciding in turn, undos and re-decisions, a lead's bulk
+    decisions, folds in between: the folded figures equal a count from scratch and the plain
+    decision-by-decision count, and no fold counted from scratch."""
+    import random
+
+    from review.models import AgreementChange, ReviewItem
+
+    ReviewSettings.objects.create(
+        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=0.5
+    )
+    batch, _ = checked_batch(dataset, count=24, difficulties=("easy", "medium", "hard"))
+    queue, _ = queue_build(batch=batch, seed=9)
+    counted_at = _fold(queue).counted_at  # the build counted the empty queue from scratch
+    rng = random.Random(3)
+    for round_ in range(8):
+        for user in (bob, charlie, alice):
+            if (item := item_claim_next(queue=queue, user=user)) is not None:
+                _verdict(user, item, rng.random() < 0.6)
+        if round_ % 3 == 1:
+            undo = decision_undo(queue=queue, user=bob, idempotency_key=f"undo-{round_}")
+            again = ReviewItem.objects.get(pk=undo.undoes.item_id)
+            _verdict(bob, again, rng.random() < 0.5)
+        if round_ % 2:
+            row = _fold(queue)
+            assert not AgreementChange.objects.filter(queue=queue).exists()
+    decision_undo(queue=queue, user=charlie, idempotency_key="undo-last")  # left undone
+    # The lead rejects the other copy of samples she approved herself: two verdicts of one
+    # person on a sample, which is still one person.
+    turned = queue.items.exclude(state="done").filter(
+        sample__review_decisions__reviewer=alice,
+        sample__review_decisions__action="approve",
+        sample__review_decisions__undone_by__isnull=True,
+    )
+    assert turned.exists()
+    open_items = list(queue.items.exclude(state="done").values_list("pk", flat=True)[:6])
+    bulk_decide(
+        queue=queue,
+        item_ids=open_items + list(turned.values_list("pk", flat=True)),
+        by=alice,
+        action="reject",
+        reason="other",
+    )
+
+    assert AgreementChange.objects.filter(queue=queue).exists()
+    row = _fold(queue)
+    assert row.counted_at == counted_at  # folded, not counted again
+    assert not AgreementChange.objects.filter(queue=queue).exists()
+    assert (row.value, row.detail) == _counted_from_scratch(queue)
+    expected = _reference_report(batch)
+    assert expected["people"].n >= 3
+    assert expected["people_disagreements"]
+    assert expected["judge_disagreements"]
+    assert row.value["people"]["n"] == expected["people"].n
+    assert set(row.detail["judge"]) == expected["judge_disagreements"]
+    assert set(row.detail["people"]) == expected["people_disagreements"]
+
+
+@pytest.mark.django_db
+def test_a_change_the_stored_tally_cannot_take_is_counted_from_scratch(dataset, bob):
+    """Checks re-run on a decided sample: the stored figures counted it against the old
+    result, so undoing its decision would take a cell below zero. The fold counts from
+    scratch instead, and the figures hold the new result."""
+    from review.services.figures import figures_recount
+
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=4, judge_pass=lambda n: True)
+    queue, _ = queue_build(batch=batch, seed=1)
+    item = item_claim_next(queue=queue, user=bob)
+    _verdict(bob, item, True)
+    row = figures_recount(queue_id=queue.pk, kind="agreement")
+    assert row.value["judge"]["both_pass"] == 1
+    CheckResult.objects.create(sample_id=item.sample_id, batch=batch, kind="judge", passed=False)
+    decision_undo(queue=queue, user=bob, idempotency_key="undo")
+    item.refresh_from_db()
+    _verdict(bob, item, True)  # decided again: now the judge fails it and bob passes it
+    counted_at = row.counted_at
+    row = figures_recount(queue_id=queue.pk, kind="agreement")
+    assert row.counted_at > counted_at  # counted from scratch
+    assert (row.value, row.detail) == _counted_from_scratch(queue)
+    assert (row.value["judge"]["both_pass"], row.value["judge"]["b_only"]) == (0, 1)
+
+
+@pytest.mark.django_db
+def test_only_verdicts_record_a_change(dataset, bob):
+    """Approve and reject move the tally, and so does undoing one; a skip or a re-tag does
+    not, and neither does undoing those."""
+    from review.models import AgreementChange
+
+    ReviewSettings.objects.create(dataset=dataset, sample_rate=1.0, min_per_stratum=1)
+    batch, _ = checked_batch(dataset, count=4)
+    queue, _ = queue_build(batch=batch, seed=1)
+    changes = AgreementChange.objects.filter(queue=queue)
+
+    item = item_claim_next(queue=queue, user=bob)
+    decision_record(
+        item_id=item.pk,
+        user=bob,
+        action="retag",
+        difficulty="hard",
+        claim_seq=item.claim_seq,
+        idempotency_key="retag",
+    )
+    decision_record(
+        item_id=item.pk, user=bob, action="skip", claim_seq=item.claim_seq, idempotency_key="skip"
+    )
+    decision_undo(queue=queue, user=bob, idempotency_key="undo-skip")
+    assert not changes.exists()
+    item.refresh_from_db()
+    _verdict(bob, item, False)
+    assert changes.count() == 1
+    judge = {c[1]: c[2:] for c in changes.get().change["cells"] if c[0] == "check"}["judge"]
+    assert judge[1] is False
+    assert judge[2] == 1
+    decision_undo(queue=queue, user=bob, idempotency_key="undo-reject")
+    assert changes.count() == 2
+    assert changes.order_by("-id")[0].change["cells"] == [
+        [table, key, a, b, -n] for table, key, a, b, n in changes.order_by("id")[0].change["cells"]
+    ]

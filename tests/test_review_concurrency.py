@@ -142,3 +142,82 @@ def test_only_a_claim_that_is_its_own_transaction_skips_the_log_flush(dataset, b
         assert _synchronous_commit() == "on"
     assert inner is not None
     assert "synchronous_commit" not in inside.captured_queries[0]["sql"]
+
+
+def test_folds_while_reviewers_decide_count_each_decision_once(dataset):
+    """Eight reviewers approve, reject and undo on an overlapping queue while the figures
+    task folds their changes in a loop: each fold reads and deletes the change rows in one
+    snapshot, so after the last fold the figures equal a count from scratch, without one
+    having been made."""
+    from review.models import AgreementChange
+    from review.selectors import agreement_figures
+    from review.services import decision_undo
+    from review.services.figures import figures_recount
+
+    assert connection.vendor == "postgresql"
+    ReviewSettings.objects.create(
+        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=0.5
+    )
+    batch, _ = checked_batch(dataset, count=300)
+    queue, _ = queue_build(batch=batch, seed=14)
+    counted_at = figures_recount(queue_id=queue.pk, kind="agreement").counted_at
+    users = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"reviewer{n}") for n in range(8)]
+    )
+    deciding = threading.Event()
+    deciding.set()
+    failures: list[BaseException] = []
+    folds = []
+
+    def decide(user, item, approve: bool) -> None:
+        decision_record(
+            item_id=item.pk,
+            user=user,
+            action="approve" if approve else "reject",
+            reason="" if approve else "other",
+            claim_seq=item.claim_seq,
+            idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
+        )
+
+    def review(index: int) -> None:
+        user = users[index]
+        try:
+            while (item := item_claim_next(queue=queue, user=user)) is not None:
+                approve = (item.pk + index) % 3 != 0
+                decide(user, item, approve)
+                if item.pk % 7 == 0:  # undone, then decided the other way
+                    decision_undo(queue=queue, user=user, idempotency_key=f"undo-{item.pk}")
+                    decide(user, ReviewItem.objects.get(pk=item.pk), not approve)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    def fold() -> None:
+        try:
+            while deciding.is_set():
+                folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    folder = threading.Thread(target=fold)
+    folder.start()
+    threads = [threading.Thread(target=review, args=(n,)) for n in range(len(users))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    deciding.clear()
+    folder.join(60)
+
+    assert not failures, failures[:3]
+    assert queue.items.exclude(state="done").count() == 0
+    assert Decision.objects.filter(queue=queue, action="undo").count() > 10
+    assert len(set(folds)) > 10  # folds landed between decisions
+    row = figures_recount(queue_id=queue.pk, kind="agreement")
+    assert row.counted_at == counted_at  # every fold folded; none counted from scratch
+    assert not AgreementChange.objects.filter(queue=queue).exists()
+    assert (row.value, row.detail) == agreement_figures(queue=queue)
+    assert row.value["people"]["n"] > 50

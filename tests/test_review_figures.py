@@ -17,6 +17,8 @@ from django.utils import timezone
 from review.models import AuditEntry, QueueFigures, ReviewSettings
 from review.services import decision_record, item_claim_next, queue_build
 from review.services.figures import (
+    FIGURES_MAX_AGE,
+    FOLD_EVERY,
     REQUEST_LOST,
     STALE_FACTOR,
     figures_recount,
@@ -182,13 +184,14 @@ def test_old_figures_at_the_current_version_are_recounted(
 ):
     """Re-run checks change the agreement without a new audit entry: figures are recounted
     after a few minutes even when nothing was decided."""
-    QueueFigures.objects.filter(queue=queue).update(computed_at=timezone.now() - timedelta(hours=1))
+    long_ago = timezone.now() - timedelta(hours=1)
+    QueueFigures.objects.filter(queue=queue).update(computed_at=long_ago, counted_at=long_ago)
     _, _, asked = view(alice_client, queue, django_capture_on_commit_callbacks)
     assert len(asked) == 2
 
 
 def test_a_recount_waits_twenty_times_its_last_cost(queue):
-    row = QueueFigures.objects.get(queue=queue, kind="agreement")
+    row = QueueFigures.objects.get(queue=queue, kind="progress")
     now = timezone.now()
     row.seconds, row.computed_at = 2.0, now
     assert recount_delay(row, now) == pytest.approx(2.0 * STALE_FACTOR)
@@ -196,6 +199,18 @@ def test_a_recount_waits_twenty_times_its_last_cost(queue):
     assert recount_delay(row, now + timedelta(minutes=5)) == 0
     row.seconds = 3600  # bounded: never more than two minutes behind
     assert recount_delay(row, now) == 120
+
+
+def test_agreement_counted_lately_folds_a_second_after_the_last_recount(queue):
+    """Folding in the decisions' changes costs what was decided since: no need to wait
+    twenty times a count from scratch, until that count is due again."""
+    row = QueueFigures.objects.get(queue=queue, kind="agreement")
+    now = timezone.now()
+    row.seconds, row.computed_at, row.counted_at = 2.0, now, now
+    assert recount_delay(row, now) == pytest.approx(FOLD_EVERY.total_seconds())
+    assert recount_delay(row, now + FOLD_EVERY) == 0
+    row.counted_at = now - FIGURES_MAX_AGE  # a count from scratch is due: its cost counts
+    assert recount_delay(row, now) == pytest.approx(2.0 * STALE_FACTOR)
 
 
 def test_a_page_asking_while_a_recount_runs_queues_the_next_after_it(
@@ -206,7 +221,9 @@ def test_a_page_asking_while_a_recount_runs_queues_the_next_after_it(
     the figures stored before it are old."""
     decide(queue, bob, "k1")
     long_ago = timezone.now() - timedelta(minutes=10)
-    QueueFigures.objects.filter(queue=queue).update(computed_at=long_ago, seconds=2.0)
+    QueueFigures.objects.filter(queue=queue).update(
+        computed_at=long_ago, counted_at=long_ago, seconds=2.0
+    )
     assert (
         recount_delay(QueueFigures.objects.get(queue=queue, kind="agreement"), timezone.now()) == 0
     )

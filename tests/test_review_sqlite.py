@@ -37,6 +37,12 @@ Sample.objects.bulk_create([
            source_group=f"g{n}", method="paraphrase", difficulty="easy")
     for n in range(200)
 ])
+from datasets.models import CheckResult
+CheckResult.objects.bulk_create([
+    CheckResult(sample=sample, batch=batch, kind="judge", passed=sample.seq % 3 != 0,
+                model="offline rules v1")
+    for sample in Sample.objects.filter(batch=batch)
+])
 queue, _ = queue_build(batch=batch)
 users = [get_user_model().objects.create(username=f"r{n}") for n in range(4)]
 
@@ -61,15 +67,40 @@ def review(i):
     try:
         while (item := item_claim_next(queue=queue, user=users[i])) is not None:
             claims[i].append(item.pk)
-            decision_record(item_id=item.pk, user=users[i], action="approve",
+            approve = item.pk % 4 != 0
+            decision_record(item_id=item.pk, user=users[i],
+                            action="approve" if approve else "reject",
+                            reason="" if approve else "other",
                             claim_seq=item.claim_seq, idempotency_key=f"{i}-{item.pk}")
     except BaseException as exc:
         errors.append(repr(exc))
     finally:
         connections.close_all()
+
+# The figures task folds the agreement changes while the reviewers decide.
+from review.services.figures import figures_recount
+counted_at = figures_recount(queue_id=queue.pk, kind="agreement").counted_at
+deciding = threading.Event()
+deciding.set()
+folds = []
+def fold():
+    try:
+        while deciding.is_set():
+            folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
+    except BaseException as exc:
+        errors.append(repr(exc))
+    finally:
+        connections.close_all()
+folder = threading.Thread(target=fold)
+folder.start()
 threads = [threading.Thread(target=review, args=(i,)) for i in range(4)]
 [t.start() for t in threads]
 [t.join(120) for t in threads]
+deciding.clear()
+folder.join(60)
+from review.models import AgreementChange
+from review.selectors import agreement_figures
+row = figures_recount(queue_id=queue.pk, kind="agreement")
 every = Counter(pk for c in claims for pk in c)
 per_item = Counter(Decision.objects.values_list("item_id", flat=True))
 print(json.dumps({
@@ -77,6 +108,9 @@ print(json.dumps({
     "max_claims": max(every.values()), "workers": sum(1 for c in claims if c),
     "decisions": sum(per_item.values()), "max_per_item": max(per_item.values()),
     "left": queue.items.exclude(state="done").count(), "queue": queue.pk,
+    "folds": len(set(folds)), "folded": row.counted_at == counted_at,
+    "changes_left": AgreementChange.objects.count(), "judge_n": row.value["judge"]["n"],
+    "as_counted": [row.value, row.detail] == list(agreement_figures(queue=queue)),
 }))
 """
 
@@ -115,6 +149,12 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     assert outcome["decisions"] == 200
     assert outcome["max_per_item"] == 1
     assert outcome["left"] == 0
+    # Agreement folded decision by decision, with folds landing between decisions.
+    assert outcome["folds"] > 5
+    assert outcome["folded"] is True  # never counted from scratch
+    assert outcome["changes_left"] == 0
+    assert outcome["judge_n"] == 200
+    assert outcome["as_counted"] is True
 
     # Counted by another process (as a worker would), read by a third (as a page would).
     _run_script(tmp_path, RECOUNT, str(outcome["queue"]))

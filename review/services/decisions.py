@@ -18,6 +18,7 @@ from django.utils import timezone
 from datasets.models import Sample
 from datasets.signals import samples_changed
 from review.models import AuditEntry, Decision, ReviewItem, ReviewQueue
+from review.services.agreement import agreement_change
 from review.services.queues import SKIP_OFFSET
 
 Action = Decision.Action
@@ -175,6 +176,7 @@ def decision_record(
             ReviewItem.objects.filter(pk=item.pk).update(
                 state=ReviewItem.State.DONE, decided_at=now, lease_until=None
             )
+            agreement_change(queue=queue, sample_ids=[sample.pk], added=[decision.pk])
         elif action == Action.SKIP:
             ReviewItem.objects.filter(pk=item.pk).update(
                 state=ReviewItem.State.OPEN,
@@ -262,6 +264,9 @@ def decision_undo(*, queue: ReviewQueue, user, idempotency_key: str, now=None) -
         changed = _changed(sample, after)
         if changed:
             sample.save(update_fields=changed)
+        if last.action in (Action.APPROVE, Action.REJECT):
+            verdict = (last.pk, last.reviewer_id, item.stratum, last.action == Action.APPROVE)
+            agreement_change(queue=queue, sample_ids=[sample.pk], removed=[(sample.pk, verdict)])
         first_held = (
             ReviewItem.objects.filter(queue=queue, claimed_by=user, state=ReviewItem.State.CLAIMED)
             .exclude(pk=item.pk)
@@ -345,6 +350,7 @@ def bulk_decide(
         Decision.objects.bulk_create(decisions)
         AuditEntry.objects.bulk_create([_audit(decision, queue) for decision in decisions])
         Sample.objects.bulk_update(samples.values(), ["review_status"], batch_size=1000)
+        agreement_change(queue=queue, sample_ids=samples, added=[d.pk for d in decisions])
         ReviewItem.objects.filter(pk__in=[item.pk for item in items]).update(
             state=ReviewItem.State.DONE,
             claimed_by=by,

@@ -17,12 +17,17 @@ decision. A page reads the stored figures (one query, with the version) and:
 
 ``queue_build`` counts a new queue's figures itself (nothing is decided yet, so it is
 cheap), so a new queue's first page is exact.
+
+Agreement is not counted from scratch on every recount: decisions record how they moved
+it, and a recount folds those records in (review/services/agreement.py), due ``FOLD_EVERY``
+after the last one started. It is counted from scratch every ``FIGURES_MAX_AGE`` (for
+checks re-run on decided samples, which no decision records). ``seconds`` is the cost of
+the last count from scratch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +38,7 @@ from django.utils import timezone
 
 from review import selectors
 from review.models import QueueFigures, ReviewQueue
+from review.services.agreement import agreement_count, agreement_fold
 
 STALE_FACTOR = 20
 STALE_MAX_SECONDS = 120
@@ -42,11 +48,10 @@ FIGURES_MAX_AGE = timedelta(minutes=5)
 # A request not started after this long is taken as lost (a broker restart) and asked again.
 REQUEST_LOST = timedelta(seconds=STALE_MAX_SECONDS) + timedelta(minutes=10)
 
+# How often agreement figures fold in the decisions' changes under steady deciding.
+FOLD_EVERY = timedelta(seconds=1)
+
 Kind = QueueFigures.Kind
-COUNTERS: dict[str, Callable[..., tuple[dict, dict]]] = {
-    Kind.PROGRESS: selectors.settled_figures,
-    Kind.AGREEMENT: selectors.agreement_figures,
-}
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,8 @@ def queue_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Show
         elif _fresh(row, now):
             shown[kind] = Shown(row.value, row.detail if detail else {})
         elif row.seconds < settings.SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS:
-            value, more = _count(queue, kind, version=row.current or 0)
-            shown[kind] = Shown(value, more)
+            value, more = _update(queue, kind, version=row.current or 0)
+            shown[kind] = Shown(value, more if detail else {})
         else:
             asks[kind] = row
             shown[kind] = Shown(row.value, row.detail if detail else {}, as_of=row.computed_at)
@@ -87,8 +92,12 @@ def queue_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Show
 
 
 def _fresh(row: QueueFigures, now: datetime) -> bool:
-    counted = row.computed_at is not None and row.computed_at > now - FIGURES_MAX_AGE
-    return counted and row.version >= (row.current or 0)
+    return _counted_lately(row, now) and row.version >= (row.current or 0)
+
+
+def _counted_lately(row: QueueFigures, now: datetime) -> bool:
+    """Counted from scratch within ``FIGURES_MAX_AGE``."""
+    return row.counted_at is not None and row.counted_at > now - FIGURES_MAX_AGE
 
 
 def figures_request(
@@ -141,11 +150,14 @@ def recount_delay(row: QueueFigures, now: datetime) -> float:
     the last count started (at most ``STALE_MAX_SECONDS``), so recounting takes at most
     about a twentieth of a worker's time. The last count started is the one running, if
     any: a page that asks while a slow recount runs queues the next one its turn after it,
-    not a second one at once."""
+    not a second one at once. Agreement counted from scratch lately is folded instead,
+    ``FOLD_EVERY`` after the last recount started."""
     started = [at for at in (row.computed_at, row.started_at) if at]
     if not started:
         return 0.0
     patience = min(STALE_MAX_SECONDS, row.seconds * STALE_FACTOR)
+    if row.kind == Kind.AGREEMENT and _counted_lately(row, now):
+        patience = FOLD_EVERY.total_seconds()
     return max(0.0, patience - (now - max(started)).total_seconds())
 
 
@@ -164,8 +176,7 @@ def figures_recount(*, queue_id: int, kind: str) -> QueueFigures | None:
     row = selectors.stored_figures(queue=queue).get(kind)
     if row is not None and _fresh(row, timezone.now()):
         return row
-    version = row.current if row is not None else selectors.queue_version(queue=queue)
-    _count(queue, kind, version=version or 0)
+    _update(queue, kind, version=row.current if row is not None else None)
     return QueueFigures.objects.get(queue_id=queue_id, kind=kind)
 
 
@@ -177,27 +188,49 @@ def recount_started(*, queue_id: int, kind: str) -> None:
     )
 
 
-def _count(queue: ReviewQueue, kind: str, *, version: int) -> tuple[dict, dict]:
-    """Count and store; ``version`` is read before counting, so the figures hold at least
-    everything up to it. A count never replaces one made at a newer version. The figures
-    are "as of" when the count started: what was decided after that may be missing."""
-    started, start = timezone.now(), time.monotonic()
-    value, detail = COUNTERS[kind](queue=queue)
-    fields = {
-        "value": value,
-        "detail": detail,
-        "version": version,
-        "computed_at": started,
-        "seconds": time.monotonic() - start,
-    }
-    stored = QueueFigures.objects.filter(queue=queue, kind=kind, version__lte=version).update(
-        **fields
-    )
-    if not stored:
-        QueueFigures.objects.bulk_create(
-            [QueueFigures(queue=queue, kind=kind, **fields)], ignore_conflicts=True
+def _update(queue: ReviewQueue, kind: str, *, version: int | None = None) -> tuple[dict, dict]:
+    """Bring one kind of figures up to date and store them, holding the figures row's lock
+    (one count at a time per queue and kind): agreement counted from scratch lately folds in
+    the decisions' changes, anything else is counted from scratch. ``version`` (the queue's
+    newest audit entry, read before counting) saves reading it again for progress; agreement
+    reads its own in the counting statement. The figures are "as of" when the count started:
+    what was decided after that may be missing."""
+    with transaction.atomic():
+        row = _locked_row(queue, kind)
+        started, start = timezone.now(), time.monotonic()
+        if kind == Kind.AGREEMENT and _counted_lately(row, started):
+            folded = agreement_fold(queue=queue, row=row)
+            if folded is not None:
+                row.value, row.detail, row.version = folded
+                row.computed_at = started
+                row.save(update_fields=["value", "detail", "version", "computed_at"])
+                return row.value, row.detail
+        if kind == Kind.AGREEMENT:
+            value, detail, version = agreement_count(queue=queue)
+        else:
+            if version is None:
+                version = selectors.queue_version(queue=queue)
+            value, detail = selectors.settled_figures(queue=queue)
+        if version < row.version:  # never replace a count made at a newer version
+            return row.value, row.detail
+        row.value, row.detail, row.version = value, detail, version
+        row.computed_at = row.counted_at = started
+        row.seconds = time.monotonic() - start
+        row.save(
+            update_fields=["value", "detail", "version", "computed_at", "counted_at", "seconds"]
         )
-    return value, detail
+        return value, detail
+
+
+def _locked_row(queue: ReviewQueue, kind: str) -> QueueFigures:
+    rows = QueueFigures.objects.select_for_update().filter(queue=queue, kind=kind)
+    row = rows.first()
+    if row is None:
+        QueueFigures.objects.bulk_create(
+            [QueueFigures(queue=queue, kind=kind)], ignore_conflicts=True
+        )
+        row = rows.get()
+    return row
 
 
 def figures_count_new(*, queue: ReviewQueue) -> None:
@@ -205,4 +238,4 @@ def figures_count_new(*, queue: ReviewQueue) -> None:
     is exact. Call inside the build's transaction, after its audit entry."""
     version = selectors.queue_version(queue=queue)
     for kind in Kind.values:
-        _count(queue, kind, version=version)
+        _update(queue, kind, version=version)

@@ -14,7 +14,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Z95 = 1.959963984540054
 
@@ -126,3 +126,109 @@ def overlap_pick(ids: Sequence[int], *, share: float, seed: int) -> set[int]:
     order = sorted(ids)
     count = min(len(order), math.ceil(share * len(order)))
     return set(random.Random(f"{seed}:overlap").sample(order, count))
+
+
+# A spot check's agreement tables, kept up to date decision by decision ---------------------
+
+Cells = Counter  # (rater a passes, rater b passes) -> how many
+
+
+@dataclass
+class Tally:
+    """The 2x2 tables behind a spot check's agreement figures, before any statistics.
+
+    ``by_check[kind]`` pairs each human verdict in force (approve = pass) with the latest
+    result of each check of its sample (a = the check, b = the person); ``by_stratum``
+    splits the judge's pairs by the item's stratum; ``people`` pairs the first two people to
+    decide a sample, each by their latest verdict. The disagreement sets hold sample ids.
+
+    A tally of the whole batch is counted in the database; ``of_sample`` counts one
+    sample's share from its verdicts, so a decision can record how it moved the tables
+    (``change_to``) and a fold can add that to the stored tally (``apply``) without
+    counting every decision again.
+    """
+
+    by_check: dict[str, Cells] = field(default_factory=dict)
+    by_stratum: dict[str, Cells] = field(default_factory=dict)
+    people: Cells = field(default_factory=Counter)
+    judge_disagreements: set[int] = field(default_factory=set)
+    people_disagreements: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of_sample(
+        cls,
+        sample_id: int,
+        verdicts: Iterable[tuple[int, int | None, str, bool]],
+        checks: Mapping[str, bool],
+        *,
+        judge: str,
+    ) -> Tally:
+        """One sample's share: ``verdicts`` are its human verdicts in force as
+        ``(decision id, reviewer id, stratum, approved)``, ``checks`` the latest result of
+        each of its checks."""
+        tally = cls()
+        people: dict[int | None, list] = {}  # reviewer -> [first decision id, latest verdict]
+        for pk, reviewer, stratum, human in sorted(verdicts):
+            for kind, passed in checks.items():
+                tally.by_check.setdefault(kind, Counter())[(passed, human)] += 1
+                if kind == judge:
+                    tally.by_stratum.setdefault(stratum, Counter())[(passed, human)] += 1
+                    if passed != human:
+                        tally.judge_disagreements.add(sample_id)
+            people.setdefault(reviewer, [pk, human])[1] = human
+        if len(people) >= 2:
+            (_, first), (_, second), *_ = sorted(people.values())
+            tally.people[(first, second)] += 1
+            if first != second:
+                tally.people_disagreements.add(sample_id)
+        return tally
+
+    def change_to(self, other: Tally) -> dict:
+        """What turns this tally into ``other``, as JSON: ``cells`` as ``[table, key, a, b,
+        n]`` rows (table "check", "stratum" or "people"), and the samples that join (+1) or
+        leave (-1) each disagreement set."""
+        cells = []
+        for table, mine, theirs in (
+            ("check", self.by_check, other.by_check),
+            ("stratum", self.by_stratum, other.by_stratum),
+            ("people", {"": self.people}, {"": other.people}),
+        ):
+            for key in sorted(mine.keys() | theirs.keys()):
+                before, after = mine.get(key, Counter()), theirs.get(key, Counter())
+                for a, b in sorted(before.keys() | after.keys()):
+                    if n := after[(a, b)] - before[(a, b)]:
+                        cells.append([table, key, a, b, n])
+
+        def moves(before: set[int], after: set[int]) -> list[list[int]]:
+            return [[pk, 1] for pk in sorted(after - before)] + [
+                [pk, -1] for pk in sorted(before - after)
+            ]
+
+        return {
+            "cells": cells,
+            "judge": moves(self.judge_disagreements, other.judge_disagreements),
+            "people": moves(self.people_disagreements, other.people_disagreements),
+        }
+
+    def apply(self, change: Mapping) -> bool:
+        """Add a ``change_to`` result. False when a cell would fall below zero: the tally
+        was counted against check results that have changed since, so only a count from
+        scratch is right (the tally is then left part-way)."""
+        for table, key, a, b, n in change["cells"]:
+            if table == "people":
+                cells = self.people
+            else:
+                tables = self.by_check if table == "check" else self.by_stratum
+                cells = tables.setdefault(key, Counter())
+            cells[(a, b)] += n
+            if cells[(a, b)] < 0:
+                return False
+            if not +cells and table != "people":  # an emptied table is not shown
+                del tables[key]
+        for moves, found in (
+            (change["judge"], self.judge_disagreements),
+            (change["people"], self.people_disagreements),
+        ):
+            for pk, sign in moves:
+                (found.add if sign > 0 else found.discard)(pk)
+        return True

@@ -1,0 +1,151 @@
+"""A queue's agreement figures kept up to date decision by decision.
+
+Counting agreement from scratch probes the latest check results of every decided sample:
+seconds once a queue holds tens of thousands of decisions, and while it runs it takes a
+core the pages need. So each decision also records how it moved the queue's tally (an
+``AgreementChange`` row: the sample's share of the tally after the decision minus its
+share before, both read in the decision's transaction, which holds the sample's row lock),
+and the figures task folds those rows into the stored figures: a recount costs what was
+decided since the last one.
+
+A fold and a count from scratch hold the figures row's lock, and each deletes the change
+rows it accounts for in the statement that reads them (one snapshot: a decision committed
+meanwhile is either in the count, its change row deleted with it, or left for the next
+fold). A count from scratch still comes every ``FIGURES_MAX_AGE`` for what no decision
+records (checks re-run on decided samples), and whenever a fold finds the stored tally
+inconsistent with a change (a cell below zero: the checks it was counted against changed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import connections, router
+
+from datasets.models import CheckResult
+from review import selectors
+from review.models import AgreementChange, Decision, QueueFigures, ReviewQueue
+from synthaug.engine.agreement import Tally
+
+Verdict = tuple[int, int | None, str, bool]  # (decision id, reviewer id, stratum, approved)
+_VERDICTS = (Decision.Action.APPROVE, Decision.Action.REJECT)
+
+
+def agreement_change(
+    *,
+    queue: ReviewQueue,
+    sample_ids: Iterable[int],
+    added: Iterable[int] = (),
+    removed: Iterable[tuple[int, Verdict]] = (),
+) -> AgreementChange | None:
+    """Record how the decisions just written moved the queue's agreement tally.
+
+    Call in the decision's transaction, after writing it, with the samples' rows locked:
+    ``added`` are the ids of new approve/reject decisions, ``removed`` the verdicts an undo
+    just took out of force, as ``(sample id, verdict)``. Two queries (the samples' verdicts
+    in force, their latest checks) and the insert; nothing when the tally did not move.
+    """
+    sample_ids = sorted(set(sample_ids))
+    added = set(added)
+    now: dict[int, list[Verdict]] = defaultdict(list)
+    rows = (
+        Decision.objects.filter(
+            queue=queue, sample_id__in=sample_ids, action__in=_VERDICTS, undone_by__isnull=True
+        )
+        .values_list("sample_id", "id", "reviewer_id", "item__stratum", "action")
+        .order_by()
+    )
+    for sample_id, pk, reviewer, stratum, action in rows:
+        now[sample_id].append((pk, reviewer, stratum, action == Decision.Action.APPROVE))
+    gone: dict[int, list[Verdict]] = defaultdict(list)
+    for sample_id, verdict in removed:
+        gone[sample_id].append(verdict)
+    checks: dict[int, dict[str, bool]] = defaultdict(dict)
+    latest = (
+        CheckResult.objects.filter(sample_id__in=sample_ids)
+        .order_by("sample_id", "kind", "id")
+        .values_list("sample_id", "kind", "passed")
+    )
+    for sample_id, kind, passed in latest:
+        checks[sample_id][kind] = passed  # the highest id of a sample and kind counts
+
+    judge = CheckResult.Check.JUDGE
+    change: dict[str, list] = {"cells": [], "judge": [], "people": []}
+    for sample_id in sample_ids:
+        after = now[sample_id]
+        before = [v for v in after if v[0] not in added] + gone[sample_id]
+        moved = Tally.of_sample(sample_id, before, checks[sample_id], judge=judge).change_to(
+            Tally.of_sample(sample_id, after, checks[sample_id], judge=judge)
+        )
+        for part, rows in moved.items():
+            change[part] += rows
+    if not any(change.values()):
+        return None
+    return AgreementChange.objects.create(queue=queue, change=change)
+
+
+def agreement_count(*, queue: ReviewQueue) -> tuple[dict, dict, int]:
+    """Count the queue's agreement from scratch and delete its change rows, in one snapshot:
+    ``(value, detail, version)``. Call holding the figures row's lock."""
+    connection = connections[router.db_for_write(AgreementChange)]
+    delete = "DELETE FROM review_agreementchange WHERE queue_id = %s"
+    if connection.vendor == "postgresql":
+        # A data-modifying CTE runs in the counting statement's snapshot.
+        gone = (f"gone AS ({delete}), ", [queue.pk])
+    else:
+        # SQLite: the transaction took the write lock at BEGIN (transaction_mode IMMEDIATE),
+        # so nothing commits between the delete and the count.
+        with connection.cursor() as cursor:
+            cursor.execute(delete, [queue.pk])
+        gone = None
+    tally, version = selectors.batch_tally(batch=queue.batch, gone=gone)
+    value, detail = selectors.agreement_value(
+        selectors.agreement_report(tally, dataset=queue.batch.dataset)
+    )
+    return value, detail, version
+
+
+def agreement_fold(*, queue: ReviewQueue, row: QueueFigures) -> tuple[dict, dict, int] | None:
+    """The stored figures with the queue's change rows folded in (the rows deleted and read
+    in one statement), ``(value, detail, version)``; None when only a count from scratch
+    is right (nothing stored yet, or a change the stored tally cannot take). Call holding
+    the figures row's lock, ``row`` as read under it."""
+    tally = selectors.stored_tally(row.value, row.detail)
+    if tally is None:
+        return None
+    changes, version = _take_changes(queue)
+    for change in changes:
+        if not tally.apply(change):
+            return None
+    value, detail = selectors.agreement_value(
+        selectors.agreement_report(tally, dataset=queue.batch.dataset)
+    )
+    return value, detail, version
+
+
+_VERSION_SQL = "SELECT MAX(id) FROM review_auditentry WHERE queue_id = %s"
+_TAKE_SQL = "DELETE FROM review_agreementchange WHERE queue_id = %s RETURNING id, change"
+
+
+def _take_changes(queue: ReviewQueue) -> tuple[list[dict], int]:
+    """Delete and return the queue's change rows (in the order written) and the version
+    (the queue's newest audit entry) they bring the figures up to, in one snapshot."""
+    connection = connections[router.db_for_write(AgreementChange)]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH gone AS ({_TAKE_SQL}) SELECT id, change::text FROM gone "  # noqa: S608
+                f"UNION ALL SELECT NULL, ({_VERSION_SQL})::text",
+                [queue.pk, queue.pk],
+            )
+            rows = cursor.fetchall()
+        else:  # SQLite: the write lock is held from BEGIN, nothing commits in between
+            cursor.execute(_TAKE_SQL, [queue.pk])
+            rows = cursor.fetchall()
+            cursor.execute(_VERSION_SQL, [queue.pk])
+            rows.append((None, str(cursor.fetchone()[0] or 0)))
+    version = int(next(text for pk, text in rows if pk is None) or 0)
+    changes = sorted((pk, json.loads(text)) for pk, text in rows if pk is not None)
+    return [change for _, change in changes], version
