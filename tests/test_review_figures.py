@@ -69,6 +69,27 @@ def view(client, queue, capture) -> tuple[str, int, list]:
     return response.content.decode(), len(queries.captured_queries), callbacks
 
 
+def test_quick_agreement_is_counted_from_scratch_inline(
+    alice_client, queue, bob, django_capture_on_commit_callbacks
+):
+    """A small queue's page counts its agreement again itself (exact, and the count's cost
+    measured again, so a queue that grows past quick goes to the task), rather than folding
+    in the changes: folds cost little at any size and would keep a big queue "quick"."""
+    from review.models import AgreementChange
+
+    before = QueueFigures.objects.get(queue=queue, kind="agreement")
+    decide(queue, bob, "k1", action="reject")
+    assert AgreementChange.objects.filter(queue=queue).exists()
+    html, _, asked = view(alice_client, queue, django_capture_on_commit_callbacks)
+    assert asked == []
+    row = QueueFigures.objects.get(queue=queue, kind="agreement")
+    assert row.counted_at > before.counted_at
+    assert row.seconds != before.seconds
+    assert row.value["judge"]["n"] == 1
+    assert not AgreementChange.objects.filter(queue=queue).exists()
+    assert "Judge (overall)</th><td>1</td>" in html
+
+
 def test_it_counts_a_new_queues_figures_when_it_builds_it(queue):
     rows = {row.kind: row for row in QueueFigures.objects.filter(queue=queue)}
     assert sorted(rows) == KINDS

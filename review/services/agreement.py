@@ -50,15 +50,18 @@ def agreement_change(
     sample_ids = sorted(set(sample_ids))
     added = set(added)
     now: dict[int, list[Verdict]] = defaultdict(list)
+    # By sample alone, so the plan is the sample index's whatever the statistics say (the
+    # queue's index is as selective on paper, and reads every decision of the queue).
     rows = (
         Decision.objects.filter(
-            queue=queue, sample_id__in=sample_ids, action__in=_VERDICTS, undone_by__isnull=True
+            sample_id__in=sample_ids, action__in=_VERDICTS, undone_by__isnull=True
         )
-        .values_list("sample_id", "id", "reviewer_id", "item__stratum", "action")
+        .values_list("queue_id", "sample_id", "id", "reviewer_id", "item__stratum", "action")
         .order_by()
     )
-    for sample_id, pk, reviewer, stratum, action in rows:
-        now[sample_id].append((pk, reviewer, stratum, action == Decision.Action.APPROVE))
+    for queue_id, sample_id, pk, reviewer, stratum, action in rows:
+        if queue_id == queue.pk:
+            now[sample_id].append((pk, reviewer, stratum, action == Decision.Action.APPROVE))
     gone: dict[int, list[Verdict]] = defaultdict(list)
     for sample_id, verdict in removed:
         gone[sample_id].append(verdict)
@@ -79,8 +82,8 @@ def agreement_change(
         moved = Tally.of_sample(sample_id, before, checks[sample_id], judge=judge).change_to(
             Tally.of_sample(sample_id, after, checks[sample_id], judge=judge)
         )
-        for part, rows in moved.items():
-            change[part] += rows
+        for part, entries in moved.items():
+            change[part] += entries
     if not any(change.values()):
         return None
     return AgreementChange.objects.create(queue=queue, change=change)

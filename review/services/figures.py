@@ -82,7 +82,9 @@ def queue_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Show
         elif _fresh(row, now):
             shown[kind] = Shown(row.value, row.detail if detail else {})
         elif row.seconds < settings.SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS:
-            value, more = _update(queue, kind, version=row.current or 0)
+            # Counted from scratch, not folded: each inline count measures the cost again,
+            # so a queue that grows past quick goes to the task.
+            value, more = _update(queue, kind, version=row.current or 0, fold=False)
             shown[kind] = Shown(value, more if detail else {})
         else:
             asks[kind] = row
@@ -188,17 +190,19 @@ def recount_started(*, queue_id: int, kind: str) -> None:
     )
 
 
-def _update(queue: ReviewQueue, kind: str, *, version: int | None = None) -> tuple[dict, dict]:
+def _update(
+    queue: ReviewQueue, kind: str, *, version: int | None = None, fold: bool = True
+) -> tuple[dict, dict]:
     """Bring one kind of figures up to date and store them, holding the figures row's lock
     (one count at a time per queue and kind): agreement counted from scratch lately folds in
-    the decisions' changes, anything else is counted from scratch. ``version`` (the queue's
-    newest audit entry, read before counting) saves reading it again for progress; agreement
-    reads its own in the counting statement. The figures are "as of" when the count started:
-    what was decided after that may be missing."""
+    the decisions' changes (with ``fold``), anything else is counted from scratch.
+    ``version`` (the queue's newest audit entry, read before counting) saves reading it
+    again for progress; agreement reads its own in the counting statement. The figures are
+    "as of" when the count started: what was decided after that may be missing."""
     with transaction.atomic():
         row = _locked_row(queue, kind)
         started, start = timezone.now(), time.monotonic()
-        if kind == Kind.AGREEMENT and _counted_lately(row, started):
+        if fold and kind == Kind.AGREEMENT and _counted_lately(row, started):
             folded = agreement_fold(queue=queue, row=row)
             if folded is not None:
                 row.value, row.detail, row.version = folded
