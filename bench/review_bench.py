@@ -13,13 +13,16 @@ each), builds the batch's spot-check queue (10 % stratified, so 100k items at 1M
   and 2 reviewers follows, labelled: on a 2-core machine 10 busy processes plus PostgreSQL
   queue for the CPU, and the lower counts show how much of the figure is that queueing;
 * the queue page's item list (the htmx fragment, a keyset page) and the full queue page,
-  through Django's test client, at depths 0 .. 90k, first while the 10 reviewers work
-  (the target's condition: the queue's figures change with every decision) with no pause
-  between items, again with reviewers pausing ``--pause-ms`` (1 s) between items (10
-  decisions/s in all, faster than any person; 0 skips it), then with the queue quiet:
-  server time p95 (target <= 50 ms), the slowest single page, and the number of queries
-  (target: the same at every depth). One request of each view warms the process first
-  (templates compiled, connection open), as in a server that has been up for a second.
+  through Django's test client, at depths 0 .. 90k, while the 10 reviewers work (the
+  target's condition: the queue's figures change with every decision): first with no
+  pause between items, labelled as a stress (each process decides 10-16 items a second,
+  and on a 2-core machine ten of them, PostgreSQL and the worker queue for the CPU), then,
+  the headline, with each reviewer pausing ``--pause-ms`` (1 s) between items (about 10
+  decisions/s in all: ten people each deciding an item a second, faster than any person
+  reads one; 0 skips it); then with the queue quiet: server time p95 (target <= 50 ms),
+  the slowest single page, and the number of queries (target: the same at every depth).
+  One request of each view warms the process first (templates compiled, connection
+  open), as in a server that has been up for a second.
   While the reviewers work a real Celery worker (2 processes, as in the Procfile, on
   ``BENCH_BROKER_URL``) runs what the app queues, as in production: the recounts of the
   queue's figures that the pages ask for, and the coverage rebuilds that decisions ask
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import signal
 import statistics
@@ -166,6 +170,9 @@ def child_reviewer(
         while not os.path.exists(start):
             time.sleep(0.01)
     claims, decisions, decided_at = [], [], []
+    # People do not decide in step: each paced reviewer starts at its own point of the
+    # pause (without this the ten start together and decide in bursts of ten a second).
+    time.sleep(random.Random(user_id).uniform(0, float(pause_ms) / 1000))
     for n in range(count):
         if stop and os.path.exists(stop):
             break
@@ -391,9 +398,9 @@ def main() -> None:
             flush=True,
         )
 
-    runs = [(0, "flat out, no pause between items (headline)")]
+    runs = [(0, "flat out, no pause between items (labelled: stress, CPU queueing)")]
     if args.pause_ms:
-        pace = f"each pausing {args.pause_ms} ms between items (labelled: paced)"
+        pace = f"each pausing {args.pause_ms} ms between items (headline: a person's pace)"
         runs.append((args.pause_ms, pace))
     for pause, label in runs:
         print(f"queue pages by depth while {REVIEWERS} reviewers work {label} ...", flush=True)
