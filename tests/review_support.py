@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datasets.models import Batch, CheckResult, Dataset, Sample
 from review.models import ReviewSettings
-from review.services import queue_build
+from review.services import decision_record, queue_build
 from tests.factories import sample_fields
 
 
@@ -70,3 +70,15 @@ def full_queue(dataset: Dataset, *, count: int = 8, seed: int = 5):
     batch, _ = checked_batch(dataset, count=count)
     queue, _ = queue_build(batch=batch, seed=seed)
     return queue
+
+
+def verdict(user, item, approve: bool, *, reason: str = "low_quality") -> None:
+    """``user`` approves or rejects (with ``reason``) the item they claimed."""
+    decision_record(
+        item_id=item.pk,
+        user=user,
+        action="approve" if approve else "reject",
+        reason="" if approve else reason,
+        claim_seq=item.claim_seq,
+        idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
+    )

@@ -17,7 +17,7 @@ from review.services import (
     queue_build,
 )
 from synthaug.engine.agreement import Tally, agreement, stratified_pick, wilson
-from tests.review_support import checked_batch
+from tests.review_support import checked_batch, verdict
 
 
 def test_perfect_agreement_has_kappa_one():
@@ -64,18 +64,6 @@ def test_stratified_pick_is_stable_per_stratum():
     assert more["c"] == [999]
 
 
-def _verdict(user, item, approve: bool) -> None:
-    """``user`` approves or rejects the item they claimed."""
-    decision_record(
-        item_id=item.pk,
-        user=user,
-        action="approve" if approve else "reject",
-        reason="" if approve else "low_quality",
-        claim_seq=item.claim_seq,
-        idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
-    )
-
-
 @pytest.mark.django_db
 def test_judge_agreement_per_batch_check_and_stratum(dataset, alice, bob):
     ReviewSettings.objects.create(
@@ -92,7 +80,7 @@ def test_judge_agreement_per_batch_check_and_stratum(dataset, alice, bob):
     by_sample = {s.pk: n for n, s in enumerate(samples)}
     while (item := item_claim_next(queue=queue, user=bob)) is not None:
         n = by_sample[item.sample_id]
-        _verdict(bob, item, (n % 3 != 0) and n != 1)
+        verdict(bob, item, (n % 3 != 0) and n != 1)
     report = judge_agreement(batch=batch)
     assert report.judge.n == 12
     assert report.judge.agree == 11
@@ -128,13 +116,13 @@ def test_undone_decisions_do_not_count_and_people_agreement_uses_overlap(dataset
     )
     batch, samples = checked_batch(dataset, count=4)
     queue, _ = queue_build(batch=batch, seed=3)
-    for user, verdict in ((bob, "approve"), (alice, "reject")):
+    for user, action in ((bob, "approve"), (alice, "reject")):
         while (item := item_claim_next(queue=queue, user=user)) is not None:
             decision_record(
                 item_id=item.pk,
                 user=user,
-                action=verdict,
-                reason="other" if verdict == "reject" else "",
+                action=action,
+                reason="other" if action == "reject" else "",
                 claim_seq=item.claim_seq,
                 idempotency_key=f"{user.pk}-{item.pk}",
             )
@@ -218,11 +206,11 @@ def test_counting_in_the_database_matches_counting_each_decision(dataset, alice,
     for _ in range(7):
         for user in (bob, charlie, alice):
             if (item := item_claim_next(queue=queue, user=user)) is not None:
-                _verdict(user, item, rng.random() < 0.6)
+                verdict(user, item, rng.random() < 0.6)
     undone = decision_undo(queue=queue, user=bob, idempotency_key="undo-1").undoes
     again = ReviewItem.objects.get(pk=undone.item_id)  # back in bob's hand, a new claim
     assert again.claimed_by == bob
-    _verdict(bob, again, undone.action != "approve")
+    verdict(bob, again, undone.action != "approve")
     # Checks re-run on some samples: the later row is the one that counts.
     for sample in samples[::3]:
         CheckResult.objects.create(sample=sample, batch=batch, kind="judge", passed=False)
@@ -307,11 +295,11 @@ def test_folding_each_decisions_change_matches_counting_from_scratch(dataset, al
     for round_ in range(8):
         for user in (bob, charlie, alice):
             if (item := item_claim_next(queue=queue, user=user)) is not None:
-                _verdict(user, item, rng.random() < 0.6)
+                verdict(user, item, rng.random() < 0.6)
         if round_ % 3 == 1:
             undo = decision_undo(queue=queue, user=bob, idempotency_key=f"undo-{round_}")
             again = ReviewItem.objects.get(pk=undo.undoes.item_id)
-            _verdict(bob, again, rng.random() < 0.5)
+            verdict(bob, again, rng.random() < 0.5)
         if round_ % 2:
             row = _fold(queue)
             assert not AgreementChange.objects.filter(queue=queue).exists()
@@ -358,13 +346,13 @@ def test_a_change_the_stored_tally_cannot_take_is_counted_from_scratch(dataset, 
     batch, _ = checked_batch(dataset, count=4, judge_pass=lambda n: True)
     queue, _ = queue_build(batch=batch, seed=1)
     item = item_claim_next(queue=queue, user=bob)
-    _verdict(bob, item, True)
+    verdict(bob, item, True)
     row = figures_recount(queue_id=queue.pk, kind="agreement")
     assert row.value["judge"]["both_pass"] == 1
     CheckResult.objects.create(sample_id=item.sample_id, batch=batch, kind="judge", passed=False)
     decision_undo(queue=queue, user=bob, idempotency_key="undo")
     item.refresh_from_db()
-    _verdict(bob, item, True)  # decided again: now the judge fails it and bob passes it
+    verdict(bob, item, True)  # decided again: now the judge fails it and bob passes it
     counted_at = row.counted_at
     row = figures_recount(queue_id=queue.pk, kind="agreement")
     assert row.counted_at > counted_at  # counted from scratch
@@ -398,7 +386,7 @@ def test_only_verdicts_record_a_change(dataset, bob):
     decision_undo(queue=queue, user=bob, idempotency_key="undo-skip")
     assert not changes.exists()
     item.refresh_from_db()
-    _verdict(bob, item, False)
+    verdict(bob, item, False)
     assert changes.count() == 1
     judge = {c[1]: c[2:] for c in changes.get().change["cells"] if c[0] == "check"}["judge"]
     assert judge[1] is False

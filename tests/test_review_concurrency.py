@@ -3,6 +3,7 @@ own connection, committed data (a transactional test), so SKIP LOCKED is what is
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from review.models import Decision, ReviewItem, ReviewSettings
 from review.services import decision_record, item_claim_next, queue_build
-from tests.review_support import checked_batch
+from tests.review_support import checked_batch, verdict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,29 +49,44 @@ def test_fifty_claimers_drain_five_thousand_items_exactly_once(dataset):
     }
 
 
+def _guarded(failures: list[BaseException]):
+    """A thread's work: what it raises is kept for the test's thread to surface, and its
+    database connections are closed when it ends."""
+
+    def wrap(work):
+        @functools.wraps(work)
+        def run(*args) -> None:
+            try:
+                work(*args)
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                connections.close_all()
+
+        return run
+
+    return wrap
+
+
 def _drain(queue, users) -> tuple[list[list[int]], list[BaseException]]:
     """Every user claims and approves at once until nothing is left for them."""
     barrier = threading.Barrier(len(users))
     claimed: list[list[int]] = [[] for _ in users]
     failures: list[BaseException] = []
 
+    @_guarded(failures)
     def review(index: int) -> None:
         user = users[index]
-        try:
-            barrier.wait(30)
-            while (item := item_claim_next(queue=queue, user=user)) is not None:
-                claimed[index].append(item.pk)
-                decision_record(
-                    item_id=item.pk,
-                    user=user,
-                    action="approve",
-                    claim_seq=item.claim_seq,
-                    idempotency_key=f"{user.pk}-{item.pk}",
-                )
-        except BaseException as exc:  # surfaced in the test's thread
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        barrier.wait(30)
+        while (item := item_claim_next(queue=queue, user=user)) is not None:
+            claimed[index].append(item.pk)
+            decision_record(
+                item_id=item.pk,
+                user=user,
+                action="approve",
+                claim_seq=item.claim_seq,
+                idempotency_key=f"{user.pk}-{item.pk}",
+            )
 
     threads = [threading.Thread(target=review, args=(n,)) for n in range(len(users))]
     for thread in threads:
@@ -169,38 +185,20 @@ def test_folds_while_reviewers_decide_count_each_decision_once(dataset):
     failures: list[BaseException] = []
     folds = []
 
-    def decide(user, item, approve: bool) -> None:
-        decision_record(
-            item_id=item.pk,
-            user=user,
-            action="approve" if approve else "reject",
-            reason="" if approve else "other",
-            claim_seq=item.claim_seq,
-            idempotency_key=f"{user.pk}-{item.pk}-{item.claim_seq}",
-        )
-
+    @_guarded(failures)
     def review(index: int) -> None:
         user = users[index]
-        try:
-            while (item := item_claim_next(queue=queue, user=user)) is not None:
-                approve = (item.pk + index) % 3 != 0
-                decide(user, item, approve)
-                if item.pk % 7 == 0:  # undone, then decided the other way
-                    decision_undo(queue=queue, user=user, idempotency_key=f"undo-{item.pk}")
-                    decide(user, ReviewItem.objects.get(pk=item.pk), not approve)
-        except BaseException as exc:
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        while (item := item_claim_next(queue=queue, user=user)) is not None:
+            approve = (item.pk + index) % 3 != 0
+            verdict(user, item, approve, reason="other")
+            if item.pk % 7 == 0:  # undone, then decided the other way
+                decision_undo(queue=queue, user=user, idempotency_key=f"undo-{item.pk}")
+                verdict(user, ReviewItem.objects.get(pk=item.pk), not approve, reason="other")
 
+    @_guarded(failures)
     def fold() -> None:
-        try:
-            while deciding.is_set():
-                folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
-        except BaseException as exc:
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        while deciding.is_set():
+            folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
 
     folder = threading.Thread(target=fold)
     folder.start()

@@ -104,10 +104,7 @@ def agreement_count(*, queue: ReviewQueue) -> tuple[dict, dict, int]:
             cursor.execute(delete, [queue.pk])
         gone = None
     tally, version = selectors.batch_tally(batch=queue.batch, gone=gone)
-    value, detail = selectors.agreement_value(
-        selectors.agreement_report(tally, dataset=queue.batch.dataset)
-    )
-    return value, detail, version
+    return *_stored(tally, queue), version
 
 
 def agreement_fold(*, queue: ReviewQueue, row: QueueFigures) -> tuple[dict, dict, int] | None:
@@ -122,10 +119,12 @@ def agreement_fold(*, queue: ReviewQueue, row: QueueFigures) -> tuple[dict, dict
     for change in changes:
         if not tally.apply(change):
             return None
-    value, detail = selectors.agreement_value(
-        selectors.agreement_report(tally, dataset=queue.batch.dataset)
-    )
-    return value, detail, version
+    return *_stored(tally, queue), version
+
+
+def _stored(tally: Tally, queue: ReviewQueue) -> tuple[dict, dict]:
+    """A tally's figures as ``QueueFigures`` stores them (value, detail)."""
+    return selectors.agreement_value(selectors.agreement_report(tally, dataset=queue.batch.dataset))
 
 
 _VERSION_SQL = "SELECT MAX(id) FROM review_auditentry WHERE queue_id = %s"
