@@ -946,7 +946,7 @@ class CoverageCount(models.Model):
     """Kept counts: how many samples share one tag combination and state.
 
     Rebuilt for a whole dataset by one GROUP BY (``coverage_counts_refresh``), never edited
-    row by row, so it cannot drift from the samples by more than one pending refresh. A
+    row by row; what review decisions move between rebuilds is in ``CoverageChange``. A
     dataset has few distinct combinations, so the coverage page reads a few hundred rows
     instead of scanning a million samples, and projects them onto the view's dimensions
     in SQL. ``tags`` are the sample's tags over the dataset's dimensions (missing and
@@ -966,6 +966,31 @@ class CoverageCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.n} x {self.tags} {self.difficulty} {self.origin}/{self.status}"
+
+
+class CoverageChange(models.Model):
+    """One sample leaving (``n`` -1) or entering (+1) a kept count, by a review decision.
+
+    Written in the decision's transaction (``coverage_changes_record``), keyed like a
+    ``CoverageCount`` (``tags`` are the sample's own: the page projects them onto its
+    dimensions the same way), so the coverage page, which reads the counts and these rows
+    in one statement, is exact while reviewers work, without a rebuild of a million
+    samples' counts for each rejection. A rebuild deletes the rows its count has seen, in
+    the counting statement. Insert-only between rebuilds: reviewers never wait on each
+    other here.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    tags = models.JSONField(default=dict)
+    difficulty = models.CharField(max_length=12, blank=True)
+    origin = models.CharField(max_length=10)
+    status = models.CharField(max_length=10)
+    review_status = models.CharField(max_length=10, blank=True)
+    batch_id = models.BigIntegerField(null=True, blank=True)
+    n = models.SmallIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.n:+d} x {self.tags} {self.difficulty} {self.origin}/{self.status}"
 
 
 class CoverageState(models.Model):

@@ -13,8 +13,9 @@
     Sent (after commit) when samples' status, review status, difficulty or tags change
     outside a batch's checking stage (e.g. a review decision). Keyword arguments
     ``dataset_id`` and ``sample_ids``, and ``changes`` when the sender knows them:
-    ``{sample_id: (before, after)}``, the fields it set, so that a receiver can pass over
-    changes that do not concern it (an approval moves no sample in the coverage matrix).
+    ``{sample_id: (before, after)}``, the fields it set. A sender that passes ``changes``
+    has recorded how they move the kept coverage counts itself, in its transaction
+    (``coverage_changes_record``); without them, the counts are rebuilt.
 """
 
 from __future__ import annotations

@@ -104,31 +104,32 @@ def test_signal_after_commit(queue, bob, django_capture_on_commit_callbacks):
     assert (before["review_status"], after["review_status"]) == ("", "rejected")
 
 
-def test_only_decisions_that_move_a_sample_in_the_coverage_matrix_ask_for_a_rebuild(
-    queue, bob, django_capture_on_commit_callbacks
-):
-    """An approval counts the sample in the same column as before: no rebuild of the
-    dataset's counts. A rejection, a re-tag or undoing a rejection moves it: one each."""
-    from datasets.models import CoverageState
+def test_each_decision_that_moves_a_sample_records_its_move_in_the_coverage_counts(queue, bob):
+    """Approve, reject, undo and re-tag each move the sample from one kept count to another:
+    one row out and one in, written with the decision. A skip moves nothing."""
+    from datasets.models import CoverageChange
 
-    def asked(action: str, **kw) -> bool:
-        CoverageState.objects.filter(dataset=queue.dataset).update(queued_at=None)
-        item = item_claim_next(queue=queue, user=bob)
-        with django_capture_on_commit_callbacks(execute=True):
-            _decide(item, bob, action, **kw)
-        return CoverageState.objects.filter(dataset=queue.dataset, queued_at__isnull=False).exists()
+    def moves() -> list[tuple[int, str, str]]:
+        rows = CoverageChange.objects.order_by("pk").values_list("n", "review_status", "difficulty")
+        found = list(rows)
+        CoverageChange.objects.all().delete()
+        return found
 
-    assert not asked("approve")
-    assert asked("reject", reason="unfaithful")
-    CoverageState.objects.filter(dataset=queue.dataset).update(queued_at=None)
-    with django_capture_on_commit_callbacks(execute=True):
-        decision_undo(queue=queue, user=bob, idempotency_key="undo-reject")
-    assert CoverageState.objects.get(dataset=queue.dataset).queued_at is not None
+    item = item_claim_next(queue=queue, user=bob)
+    level = Sample.objects.get(pk=item.sample_id).difficulty
+    _decide(item, bob, "approve")
+    assert moves() == [(-1, "", level), (1, "approved", level)]
+    item = item_claim_next(queue=queue, user=bob)
+    level = Sample.objects.get(pk=item.sample_id).difficulty
+    _decide(item, bob, "reject", reason="unfaithful")
+    assert moves() == [(-1, "", level), (1, "rejected", level)]
+    decision_undo(queue=queue, user=bob, idempotency_key="undo-reject")
+    assert moves() == [(-1, "rejected", level), (1, "", level)]
     held = review_hand(queue=queue, user=bob)[0]  # the undone item, back in hand
-    CoverageState.objects.filter(dataset=queue.dataset).update(queued_at=None)
-    with django_capture_on_commit_callbacks(execute=True):
-        _decide(held, bob, "retag", difficulty="hard", rationale="needs two steps")
-    assert CoverageState.objects.get(dataset=queue.dataset).queued_at is not None
+    _decide(held, bob, "retag", difficulty="hard", rationale="needs two steps")
+    assert moves() == [(-1, "", level), (1, "", "hard")]
+    _decide(ReviewItem.objects.get(pk=held.pk), bob, "skip")
+    assert moves() == []
 
 
 def test_a_reject_needs_a_reason_and_a_retag_a_level(queue, bob):

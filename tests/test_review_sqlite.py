@@ -77,8 +77,10 @@ def review(i):
     finally:
         connections.close_all()
 
-# The figures task folds the agreement changes while the reviewers decide.
+# The figures task folds the agreement changes, and the coverage counts are rebuilt,
+# while the reviewers decide.
 from review.services.figures import figures_recount
+from datasets.services.coverage import coverage_counts_refresh
 counted_at = figures_recount(queue_id=queue.pk, kind="agreement").counted_at
 deciding = threading.Event()
 deciding.set()
@@ -87,6 +89,7 @@ def fold():
     try:
         while deciding.is_set():
             folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
+            coverage_counts_refresh(dataset_id=dataset.pk)
     except BaseException as exc:
         errors.append(repr(exc))
     finally:
@@ -101,6 +104,17 @@ folder.join(60)
 from review.models import AgreementChange
 from review.selectors import agreement_figures
 row = figures_recount(queue_id=queue.pk, kind="agreement")
+from datasets.models import CoverageChange
+from datasets.selectors.coverage import kept_counts
+from synthaug.engine.coverage import bucket_of
+kept = Counter(
+    {(k.difficulty, k.bucket.value): k.n for k in kept_counts(dataset=dataset, dimensions=())}
+)
+oracle = Counter(
+    (s.difficulty, bucket.value) for s in Sample.objects.filter(dataset=dataset)
+    if (bucket := bucket_of(origin=s.origin, status=s.status, review_status=s.review_status))
+)
+coverage_counts_refresh(dataset_id=dataset.pk)
 every = Counter(pk for c in claims for pk in c)
 per_item = Counter(Decision.objects.values_list("item_id", flat=True))
 print(json.dumps({
@@ -111,6 +125,9 @@ print(json.dumps({
     "folds": len(set(folds)), "folded": row.counted_at == counted_at,
     "changes_left": AgreementChange.objects.count(), "judge_n": row.value["judge"]["n"],
     "as_counted": [row.value, row.detail] == list(agreement_figures(queue=queue)),
+    "coverage_as_samples": kept == oracle, "coverage_counted": sum(kept.values()),
+    "rejected": Sample.objects.filter(review_status="rejected").count(),
+    "coverage_changes_left": CoverageChange.objects.count(),
 }))
 """
 
@@ -155,6 +172,11 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     assert outcome["changes_left"] == 0
     assert outcome["judge_n"] == 200
     assert outcome["as_counted"] is True
+    # Rejections moved the coverage counts as they were made, with rebuilds between them.
+    assert outcome["coverage_as_samples"] is True
+    assert outcome["rejected"] >= 45  # about a quarter of the 200
+    assert outcome["coverage_counted"] == 200 - outcome["rejected"]
+    assert outcome["coverage_changes_left"] == 0
 
     # Counted by another process (as a worker would), read by a third (as a page would).
     _run_script(tmp_path, RECOUNT, str(outcome["queue"]))

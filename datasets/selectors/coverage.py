@@ -18,6 +18,7 @@ from django.db.models.functions import Cast
 
 from datasets.models import (
     Batch,
+    CoverageChange,
     CoverageCount,
     CoverageState,
     CoverageTarget,
@@ -69,31 +70,43 @@ def kept_counts(
     *, dataset: Dataset, dimensions: tuple[str, ...], batch: int | None = None
 ) -> list[KeptCount]:
     """The dataset's kept counts projected onto ``dimensions`` and summed in SQL (all
-    batches, or only ``batch``'s): one query, a row per slice x difficulty x state."""
+    batches, or only ``batch``'s), with the review decisions' changes since the last
+    rebuild added: one statement (so one snapshot: a rebuild that takes the changes in is
+    seen whole or not at all), a row per slice x difficulty x state."""
     projected = {f"t{i}": KeyTextTransform(dim, "tags") for i, dim in enumerate(dimensions)}
-    rows = CoverageCount.objects.filter(dataset=dataset)
-    if batch is not None:
-        rows = rows.filter(batch_id=batch)
-    found = []
-    for row in (
-        rows.annotate(**projected)
-        .order_by()
-        .values(*projected, "difficulty", "origin", "status", "review_status")
-        # A cast: PostgreSQL sums bigints as numeric, which would come back as Decimal.
-        .annotate(total=Cast(Sum("n"), output_field=BigIntegerField()))
-    ):
+    columns = (*projected, "difficulty", "origin", "status", "review_status")
+
+    def summed(model):
+        rows = model.objects.filter(dataset=dataset)
+        if batch is not None:
+            rows = rows.filter(batch_id=batch)
+        return (
+            rows.annotate(**projected)
+            .order_by()
+            .values(*columns)
+            # A cast: PostgreSQL sums bigints as numeric, which would come back as Decimal.
+            .annotate(total=Cast(Sum("n"), output_field=BigIntegerField()))
+        )
+
+    totals: dict[tuple, int] = {}
+    for row in summed(CoverageCount).union(summed(CoverageChange), all=True):
         bucket = bucket_of(
             origin=row["origin"], status=row["status"], review_status=row["review_status"]
         )
         if bucket is None:
             continue
-        tags = {
-            dim: str(row[name])
+        tags = tuple(
+            (dim, str(row[name]))
             for name, dim in zip(projected, dimensions, strict=True)
             if row[name] not in (None, "")
-        }
-        found.append(KeptCount(tags, row["difficulty"], bucket, row["total"]))
-    return found
+        )
+        key = (tags, row["difficulty"], bucket)
+        totals[key] = totals.get(key, 0) + row["total"]
+    return [
+        KeptCount(dict(tags), difficulty, bucket, n)
+        for (tags, difficulty, bucket), n in totals.items()
+        if n
+    ]
 
 
 def targets_for(*, dataset: Dataset, dimensions: tuple[str, ...]) -> dict[tuple[RowKey, str], int]:

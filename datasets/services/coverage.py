@@ -3,15 +3,19 @@
 The page never scans the samples. ``coverage_counts_refresh`` rebuilds a dataset's
 ``CoverageCount`` rows with one GROUP BY; the pipeline signals ask for a rebuild through
 ``coverage_refresh_request``, which coalesces a burst of requests into one queued task.
+Review decisions do not wait for a rebuild: ``coverage_changes_record`` writes how each
+moved its sample (``CoverageChange``) in the decision's transaction, the page adds those
+rows to the counts, and a rebuild, due ``COVERAGE_FOLD_DELAY`` later, takes them in.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.signals import post_save
@@ -19,7 +23,14 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from datasets import signals
-from datasets.models import CoverageCount, CoverageState, CoverageTarget, Dataset, Sample
+from datasets.models import (
+    CoverageChange,
+    CoverageCount,
+    CoverageState,
+    CoverageTarget,
+    Dataset,
+    Sample,
+)
 from synthaug.engine.coverage import slice_key
 
 # Wait this long before counting, so that the rest of a burst of changes (a batch writing
@@ -35,7 +46,14 @@ COVERAGE_STALE_FACTOR = 20
 COVERAGE_PATIENCE_MAX = 120
 # A request still marked queued after this long was lost (the broker restarted): queue again.
 COVERAGE_REQUEST_STALE = timedelta(seconds=COVERAGE_PATIENCE_MAX) + timedelta(minutes=10)
+# Review decisions' moves are on the page at once (``CoverageChange``); a rebuild takes them
+# into the counts this long after the first, so the rows to add stay few.
+COVERAGE_FOLD_DELAY = COVERAGE_PATIENCE_MAX
 MAX_DIMENSIONS = 2
+# The sample fields a decision must have loaded to record how it moved the sample.
+COVERAGE_FIELDS = ("tags", "origin", "status", "batch_id", "duplicate_of_id")
+# Serialises rebuilds of one dataset on PostgreSQL (pg_advisory_xact_lock(space, dataset)).
+_REBUILD_LOCK_SPACE = 0x5C0E
 
 
 def _tags_key(values: tuple, dimensions: list[str]) -> str:
@@ -45,41 +63,31 @@ def _tags_key(values: tuple, dimensions: list[str]) -> str:
 def coverage_counts_refresh(*, dataset_id: int) -> CoverageState | None:
     """Rebuild the dataset's kept counts from its samples (one GROUP BY); None if it is gone.
 
-    The count runs without a lock (it takes seconds at a million samples); only the swap of
-    the rows takes the dataset's ``CoverageState`` row lock, for milliseconds, so refresh
-    requests never wait behind a count. ``refreshed_at`` is when the count started: it
-    saw every sample committed before then. A count that started before the one already
-    stored is dropped, so an older count never overwrites a newer one. Exact duplicates
-    (``duplicate_of`` set) are left out: a copy covers nothing new.
+    The count takes in the decisions' ``CoverageChange`` rows: the counting statement
+    deletes the rows it has seen (on PostgreSQL in a data-modifying CTE, so both share one
+    snapshot; SQLite's IMMEDIATE transaction holds the write lock throughout), and the
+    counts are swapped in the same transaction. Rebuilds of one dataset take turns (an
+    advisory lock on PostgreSQL); the ``CoverageState`` row is locked only for the swap,
+    for milliseconds, so refresh requests never wait behind a count. ``refreshed_at`` is
+    when the count started: it saw every sample committed before then. A count that
+    started before the one already stored is dropped, so an older count never overwrites a
+    newer one. Exact duplicates (``duplicate_of`` set) are left out: a copy covers nothing
+    new.
     """
     dataset = Dataset.objects.filter(pk=dataset_id).only("pk", "tag_dimensions").first()
     if dataset is None:
         return None
     dimensions = sorted(dataset.tag_dimensions or {})
     CoverageState.objects.bulk_create([CoverageState(dataset_id=dataset_id)], ignore_conflicts=True)
-    started_at = timezone.now()
-    started = time.perf_counter()
-    projected = {f"t{i}": KeyTextTransform(dim, "tags") for i, dim in enumerate(dimensions)}
-    grouped = (
-        Sample.objects.filter(dataset_id=dataset_id, duplicate_of__isnull=True)
-        .annotate(**projected)
-        .values(*projected, "difficulty", "origin", "status", "review_status", "batch_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    merged: dict[tuple, int] = {}
-    for row in grouped:
-        values = tuple(row[name] or "" for name in projected)
-        key = (
-            _tags_key(values, dimensions),
-            row["difficulty"],
-            row["origin"],
-            row["status"],
-            row["review_status"],
-            row["batch_id"],
-        )
-        merged[key] = merged.get(key, 0) + row["n"]
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [_REBUILD_LOCK_SPACE, dataset_id]
+                )
+        started_at = timezone.now()
+        started = time.perf_counter()
+        merged = _count(dataset_id, dimensions)
         state = CoverageState.objects.select_for_update().get(dataset_id=dataset_id)
         if state.refreshed_at is not None and state.refreshed_at > started_at:
             return state  # a later count is already in
@@ -107,6 +115,84 @@ def coverage_counts_refresh(*, dataset_id: int) -> CoverageState | None:
         state.samples_counted = sum(merged.values())
         state.save(update_fields=["refreshed_at", "refresh_seconds", "samples_counted"])
     return state
+
+
+def _count(dataset_id: int, dimensions: list[str]) -> dict[tuple, int]:
+    """The samples grouped by count key, deleting the change rows the count has seen
+    (call in the rebuild's transaction)."""
+    projected = {f"t{i}": KeyTextTransform(dim, "tags") for i, dim in enumerate(dimensions)}
+    grouped = (
+        Sample.objects.filter(dataset_id=dataset_id, duplicate_of__isnull=True)
+        .annotate(**projected)
+        .values(*projected, "difficulty", "origin", "status", "review_status", "batch_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    if connection.vendor == "postgresql":
+        sql, params = grouped.query.sql_with_params()
+        changes = CoverageChange._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {changes} WHERE dataset_id = %s) {sql}",  # noqa: S608
+                [dataset_id, *params],
+            )
+            names = [column.name for column in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    else:  # SQLite: the transaction already holds the write lock, nothing commits between
+        CoverageChange.objects.filter(dataset_id=dataset_id).delete()
+        rows = list(grouped)
+    merged: dict[tuple, int] = {}
+    for row in rows:
+        values = tuple(row[name] or "" for name in projected)
+        key = (
+            _tags_key(values, dimensions),
+            row["difficulty"],
+            row["origin"],
+            row["status"],
+            row["review_status"],
+            row["batch_id"],
+        )
+        merged[key] = merged.get(key, 0) + row["n"]
+    return merged
+
+
+def coverage_changes_record(*, dataset_id: int, moves: Iterable[tuple[Sample, dict, dict]]) -> int:
+    """Record how review decisions moved samples between kept counts; returns the rows
+    written. Call inside the decisions' transaction, with each sample (its
+    ``COVERAGE_FIELDS`` loaded) and its review fields before and after.
+
+    A sample whose review status or difficulty changed leaves its count (-1) and enters
+    another (+1); an exact duplicate is in no count. Asks (after commit) for a rebuild, due
+    ``COVERAGE_FOLD_DELAY`` later, to take the rows into the counts.
+    """
+    rows = []
+    for sample, before, after in moves:
+        if sample.duplicate_of_id is not None:
+            continue
+        if all(before[name] == after[name] for name in ("review_status", "difficulty")):
+            continue
+        tags = json.loads(slice_key(sample.tags or {}))
+        rows += [
+            CoverageChange(
+                dataset_id=dataset_id,
+                tags=tags,
+                difficulty=fields["difficulty"] or "",
+                origin=sample.origin,
+                status=sample.status,
+                review_status=fields["review_status"] or "",
+                batch_id=sample.batch_id,
+                n=n,
+            )
+            for n, fields in ((-1, before), (1, after))
+        ]
+    if rows:
+        CoverageChange.objects.bulk_create(rows, batch_size=1000)
+        # After commit: a request made in the transaction would hold the state row's lock
+        # (its conditional UPDATE) until then, and the next reviewer's request would wait.
+        transaction.on_commit(
+            lambda: coverage_refresh_request(dataset_id=dataset_id, delay=COVERAGE_FOLD_DELAY)
+        )
+    return len(rows)
 
 
 def coverage_refresh_request(*, dataset_id: int, delay: float = COVERAGE_REFRESH_DELAY) -> bool:
@@ -230,27 +316,11 @@ def _on_samples(sender, *, dataset_id: int, **kwargs) -> None:
 
 @receiver(signals.samples_changed, dispatch_uid="coverage_on_samples_changed")
 def _on_samples_changed(sender, *, dataset_id: int, changes=None, **kwargs) -> None:
-    """Changes that move no sample between cells or columns of the matrix ask for nothing:
-    every approval would otherwise rebuild a million samples' counts to count them the same.
-    """
-    if changes is not None and not any(_moves(b, a) for b, a in changes.values()):
+    """A sender that passes its ``changes`` (review decisions) recorded how they move the
+    counts itself (``coverage_changes_record``): nothing to rebuild for them now."""
+    if changes is not None:
         return
     coverage_refresh_request(dataset_id=dataset_id)
-
-
-def _moves(before: dict, after: dict) -> bool:
-    """Whether a change can move a sample in the kept counts as the page reads them: its
-    difficulty, its tags or status, or whether it is rejected (``bucket_of``: an approved
-    and an unreviewed sample count in the same column). The stored ``review_status`` of a
-    count row may then lag (unreviewed for approved) until the next rebuild; nothing reads
-    it but ``bucket_of``."""
-
-    def rejected(fields: dict) -> bool:
-        return fields.get("review_status") == Sample.ReviewStatus.REJECTED
-
-    if rejected(before) != rejected(after):
-        return True
-    return any(before.get(name) != after.get(name) for name in ("difficulty", "tags", "status"))
 
 
 @receiver(signals.batch_checks_finished, dispatch_uid="coverage_on_batch_checks_finished")

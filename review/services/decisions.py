@@ -2,7 +2,9 @@
 
 Decisions are append-only. A sample's ``review_status`` and human difficulty are derived
 from its decisions that were not undone; the automatic difficulty (``difficulty_auto*``) is
-never touched. ``samples_changed`` is sent after each commit.
+never touched. How a decision moves its sample in the kept coverage counts and in the
+queue's agreement tally is recorded in its transaction; ``samples_changed`` is sent after
+each commit.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from datasets.models import Sample
+from datasets.services.coverage import COVERAGE_FIELDS, coverage_changes_record
 from datasets.signals import samples_changed
 from review.models import AuditEntry, Decision, ReviewItem, ReviewQueue
 from review.services.agreement import agreement_change
@@ -43,9 +46,14 @@ class StaleClaim(DecisionRefused):
     status = 409
 
 
+def _locked_samples():
+    """Samples with their row locked, their review fields and what places them in the
+    coverage counts loaded: not their text, which may be megabytes."""
+    return Sample.objects.select_for_update().only("pk", *_SAMPLE_FIELDS, *COVERAGE_FIELDS)
+
+
 def _locked_sample(pk: int) -> Sample:
-    """The sample's review fields, its row locked: not its text, which may be megabytes."""
-    return Sample.objects.select_for_update().only("pk", *_SAMPLE_FIELDS).get(pk=pk)
+    return _locked_samples().get(pk=pk)
 
 
 def _snapshot(sample: Sample) -> dict:
@@ -59,8 +67,11 @@ def _changed(sample: Sample, after: dict) -> list[str]:
     return [name.removesuffix("_id") if name.endswith("_id") else name for name in fields]
 
 
-def _announce(dataset_id: int, changes: dict[int, tuple[dict, dict]]) -> None:
-    """``samples_changed`` after commit, with each sample's review fields before and after."""
+def _announce(dataset_id: int, moves: list[tuple[Sample, dict, dict]]) -> None:
+    """Record how the samples moved in the coverage counts, and send ``samples_changed``
+    after commit with each sample's review fields before and after."""
+    coverage_changes_record(dataset_id=dataset_id, moves=moves)
+    changes = {sample.pk: (before, after) for sample, before, after in moves}
     transaction.on_commit(
         lambda: samples_changed.send(
             sender=Decision, dataset_id=dataset_id, sample_ids=sorted(changes), changes=changes
@@ -188,7 +199,7 @@ def decision_record(
                 lease_until=now + timedelta(seconds=queue.lease_seconds)
             )
         if changed:
-            _announce(queue.dataset_id, {sample.pk: (before, after)})
+            _announce(queue.dataset_id, [(sample, before, after)])
     return decision, True
 
 
@@ -284,7 +295,7 @@ def decision_undo(*, queue: ReviewQueue, user, idempotency_key: str, now=None) -
             position=item.position % SKIP_OFFSET if last.action == Action.SKIP else item.position,
         )
         if changed:
-            _announce(queue.dataset_id, {sample.pk: (before, after)})
+            _announce(queue.dataset_id, [(sample, before, after)])
     return undo
 
 
@@ -321,9 +332,7 @@ def bulk_decide(
             return 0
         samples = {
             sample.pk: sample
-            for sample in Sample.objects.select_for_update()
-            .filter(pk__in={item.sample_id for item in items})
-            .only("pk", *_SAMPLE_FIELDS)
+            for sample in _locked_samples().filter(pk__in={item.sample_id for item in items})
         }
         decisions = []
         for item in items:
@@ -367,5 +376,5 @@ def bulk_decide(
             before={"items": [item.pk for item in items][:1000]},
             after={"action": action, "reason": reason, "comment": comment, "count": len(items)},
         )
-        _announce(queue.dataset_id, {d.sample_id: (d.before, d.after) for d in decisions})
+        _announce(queue.dataset_id, [(samples[d.sample_id], d.before, d.after) for d in decisions])
     return len(items)
