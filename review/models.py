@@ -338,3 +338,20 @@ class AgreementChange(models.Model):
 
     def __str__(self) -> str:
         return f"Agreement change {self.pk} of queue {self.queue_id}"
+
+
+class ProgressChange(models.Model):
+    """How one decision (or a lead's bulk action or added items) moved its queue's progress.
+
+    ``change`` holds the moves: ``strata`` ``{stratum: [items, decided]}``, ``reasons``
+    ``{reason: items}`` and ``reviewers`` ``{id: [decided, approved, rejected]}``. Written in
+    the transaction that moves them and folded into ``QueueFigures`` like
+    ``AgreementChange``, so progress is not recounted over every item of a big queue while
+    reviewers work it. Insert-only between folds.
+    """
+
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="+")
+    change = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"Progress change {self.pk} of queue {self.queue_id}"

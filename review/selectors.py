@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db import connections, router
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Substr
 from django.utils import timezone
 
@@ -91,60 +92,88 @@ class QueueProgress:
         return rows
 
 
-def queue_version(*, queue: ReviewQueue) -> int:
-    """The id of the queue's newest audit entry (one index probe).
+# A queue's progress in one statement (one snapshot), as tagged rows: "items" its items
+# by reason and stratum (how many, how many decided); "person" each reviewer's verdicts in
+# force (approve or reject, not undone) and how many approve; "version" the queue's newest
+# audit entry, which the figures then hold everything up to. Every change to what a queue
+# holds or decided writes an audit entry (build, decisions, skips, undo, add, reassign,
+# bulk); claims do not: what is held right now is always read live. ``{gone}`` is where a
+# figures count deletes the folded changes (review/services/progress.py), on PostgreSQL.
+_PROGRESS_SQL = """
+WITH {gone}items AS (
+    SELECT reason, stratum, COUNT(*) AS n, SUM(CASE WHEN state = %s THEN 1 ELSE 0 END) AS done
+    FROM review_reviewitem WHERE queue_id = %s GROUP BY reason, stratum
+),
+person AS (
+    SELECT d.reviewer_id, u.{username} AS username, COUNT(*) AS n,
+           SUM(CASE WHEN d.action = %s THEN 1 ELSE 0 END) AS approved
+    FROM review_decision d LEFT JOIN {users} u ON u.id = d.reviewer_id
+    WHERE d.queue_id = %s AND d.action IN (%s, %s)
+      AND NOT EXISTS (SELECT 1 FROM review_decision x WHERE x.undoes_id = d.id)
+    GROUP BY d.reviewer_id, u.{username}
+)
+SELECT 'items', reason, stratum, NULL, NULL, n, done FROM items
+UNION ALL
+SELECT 'person', NULL, NULL, reviewer_id, username, n, approved FROM person
+UNION ALL
+SELECT 'version', NULL, NULL, NULL, NULL, (
+    SELECT MAX(id) FROM review_auditentry WHERE queue_id = %s
+), NULL
+"""
 
-    Every change to what a queue holds or decided writes an audit entry (build, decisions,
-    skips, undo, add, reassign, bulk), so this number moves whenever the settled figures
-    (per reason, per stratum, per reviewer, agreement) can have changed. Claims do not
-    write one: what is held right now is always read live.
-    """
-    newest = (
-        AuditEntry.objects.filter(queue=queue).order_by("-id").values_list("id", flat=True)
-    ).first()
-    return newest or 0
 
-
-def _settled(queue: ReviewQueue) -> dict:
+def queue_tally(*, queue: ReviewQueue, gone: tuple[str, list] | None = None) -> tuple[dict, int]:
+    """The queue's settled progress as ``QueueFigures`` stores it, counted in the database
+    (one query), and the version it holds everything up to. ``gone`` is a data-modifying
+    CTE (``"name AS (...), "`` and its parameters) run in the same statement."""
+    users = get_user_model()._meta
+    sql = _PROGRESS_SQL.format(
+        gone=gone[0] if gone else "",
+        users=users.db_table,
+        username=users.get_field(get_user_model().USERNAME_FIELD).column,
+    )
+    approve, reject = Decision.Action.APPROVE, Decision.Action.REJECT
+    params = [*(gone[1] if gone else []), ReviewItem.State.DONE, queue.pk]
+    params += [approve, queue.pk, approve, reject, queue.pk]
+    with connections[router.db_for_read(Decision)].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     by_reason: dict[str, int] = defaultdict(int)
     by_stratum: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "done": 0})
-    done = 0
-    rows = (
-        ReviewItem.objects.filter(queue=queue)
-        .values("reason", "stratum")
-        .annotate(n=Count("pk"), done=Count("pk", filter=Q(state=ReviewItem.State.DONE)))
-        .order_by()
-    )
-    for row in rows:
-        by_reason[row["reason"]] += row["n"]
-        by_stratum[row["stratum"]]["total"] += row["n"]
-        by_stratum[row["stratum"]]["done"] += row["done"]
-        done += row["done"]
-    decided = list(
-        Decision.objects.filter(
-            queue=queue, action__in=(Decision.Action.APPROVE, Decision.Action.REJECT)
-        )
-        .filter(undone_by__isnull=True)
-        .values("reviewer", "reviewer__username")
-        .annotate(
-            n=Count("pk"),
-            approved=Count("pk", filter=Q(action=Decision.Action.APPROVE)),
-            rejected=Count("pk", filter=Q(action=Decision.Action.REJECT)),
-        )
-        .order_by("reviewer__username")
-    )
+    decided, version = [], 0
+    for tag, reason, stratum, reviewer, username, n, m in rows:
+        if tag == "items":
+            by_reason[reason] += n
+            by_stratum[stratum]["total"] += n
+            by_stratum[stratum]["done"] += int(m)
+        elif tag == "person":
+            approved = int(m)
+            decided.append(
+                {
+                    "reviewer": reviewer,
+                    "reviewer__username": username,
+                    "n": n,
+                    "approved": approved,
+                    "rejected": n - approved,
+                }
+            )
+        else:
+            version = n or 0
+    return settled_value(by_reason, by_stratum, decided), version
+
+
+def settled_value(by_reason: dict, by_stratum: dict, decided: list[dict]) -> dict:
+    """Progress figures as ``QueueFigures`` stores them, in one order however counted."""
     return {
         "total": sum(by_reason.values()),
-        "done": done,
-        "by_reason": dict(by_reason),
+        "done": sum(row["done"] for row in by_stratum.values()),
+        "by_reason": dict(sorted(by_reason.items())),
         "by_stratum": dict(sorted(by_stratum.items())),
-        "decided": decided,
+        "decided": sorted(
+            decided,
+            key=lambda row: (row["reviewer__username"] is None, row["reviewer__username"] or ""),
+        ),
     }
-
-
-def settled_figures(*, queue: ReviewQueue) -> tuple[dict, dict]:
-    """The queue's settled progress figures as stored (``QueueFigures`` value, detail)."""
-    return _settled(queue), {}
 
 
 def queue_progress(
@@ -152,7 +181,7 @@ def queue_progress(
 ) -> QueueProgress:
     """Counts by state, reason and stratum, and per reviewer.
 
-    ``settled`` are the stored aggregates over the whole queue (``settled_figures``, kept
+    ``settled`` are the stored aggregates over the whole queue (``queue_tally``, kept
     in ``QueueFigures``; None while not counted yet, and the page says so), ``as_of``
     their time when they are older than the last decision. What is held right now is read
     live (the claimed rows, a partial index): one query, two when someone holds items

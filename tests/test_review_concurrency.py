@@ -163,10 +163,10 @@ def test_only_a_claim_that_is_its_own_transaction_skips_the_log_flush(dataset, b
 def test_folds_while_reviewers_decide_count_each_decision_once(dataset):
     """Eight reviewers approve, reject and undo on an overlapping queue while the figures
     task folds their changes in a loop: each fold reads and deletes the change rows in one
-    snapshot, so after the last fold the figures equal a count from scratch, without one
-    having been made."""
-    from review.models import AgreementChange
-    from review.selectors import agreement_figures
+    snapshot, so after the last fold the figures (agreement and progress) equal a count
+    from scratch, without one having been made."""
+    from review.models import AgreementChange, ProgressChange
+    from review.selectors import agreement_figures, queue_tally
     from review.services import decision_undo
     from review.services.figures import figures_recount
 
@@ -177,6 +177,7 @@ def test_folds_while_reviewers_decide_count_each_decision_once(dataset):
     batch, _ = checked_batch(dataset, count=300)
     queue, _ = queue_build(batch=batch, seed=14)
     counted_at = figures_recount(queue_id=queue.pk, kind="agreement").counted_at
+    progress_counted_at = figures_recount(queue_id=queue.pk, kind="progress").counted_at
     users = get_user_model().objects.bulk_create(
         [get_user_model()(username=f"reviewer{n}") for n in range(8)]
     )
@@ -199,6 +200,7 @@ def test_folds_while_reviewers_decide_count_each_decision_once(dataset):
     def fold() -> None:
         while deciding.is_set():
             folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
+            figures_recount(queue_id=queue.pk, kind="progress")
 
     folder = threading.Thread(target=fold)
     folder.start()
@@ -219,3 +221,9 @@ def test_folds_while_reviewers_decide_count_each_decision_once(dataset):
     assert not AgreementChange.objects.filter(queue=queue).exists()
     assert (row.value, row.detail) == agreement_figures(queue=queue)
     assert row.value["people"]["n"] > 50
+    progress = figures_recount(queue_id=queue.pk, kind="progress")
+    assert progress.counted_at == progress_counted_at
+    assert not ProgressChange.objects.filter(queue=queue).exists()
+    assert progress.value == queue_tally(queue=queue)[0]
+    assert progress.value["done"] == queue.items.count() > 300  # overlap: two items each
+    assert len(progress.value["decided"]) == 8

@@ -211,10 +211,10 @@ def test_old_figures_at_the_current_version_are_recounted(
     assert len(asked) == 2
 
 
-def test_a_recount_waits_twenty_times_its_last_cost(queue):
+def test_a_count_from_scratch_waits_twenty_times_its_last_cost(queue):
     row = QueueFigures.objects.get(queue=queue, kind="progress")
     now = timezone.now()
-    row.seconds, row.computed_at = 2.0, now
+    row.seconds, row.computed_at, row.counted_at = 2.0, now, now - FIGURES_MAX_AGE
     assert recount_delay(row, now) == pytest.approx(2.0 * STALE_FACTOR)
     assert recount_delay(row, now + timedelta(seconds=30)) == pytest.approx(10.0)
     assert recount_delay(row, now + timedelta(minutes=5)) == 0
@@ -222,10 +222,11 @@ def test_a_recount_waits_twenty_times_its_last_cost(queue):
     assert recount_delay(row, now) == 120
 
 
-def test_agreement_counted_lately_folds_a_second_after_the_last_recount(queue):
+@pytest.mark.parametrize("kind", KINDS)
+def test_figures_counted_lately_fold_a_second_after_the_last_recount(queue, kind):
     """Folding in the decisions' changes costs what was decided since: no need to wait
     twenty times a count from scratch, until that count is due again."""
-    row = QueueFigures.objects.get(queue=queue, kind="agreement")
+    row = QueueFigures.objects.get(queue=queue, kind=kind)
     now = timezone.now()
     row.seconds, row.computed_at, row.counted_at = 2.0, now, now
     assert recount_delay(row, now) == pytest.approx(FOLD_EVERY.total_seconds())

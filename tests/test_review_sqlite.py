@@ -82,6 +82,7 @@ def review(i):
 from review.services.figures import figures_recount
 from datasets.services.coverage import coverage_counts_refresh
 counted_at = figures_recount(queue_id=queue.pk, kind="agreement").counted_at
+progress_counted_at = figures_recount(queue_id=queue.pk, kind="progress").counted_at
 deciding = threading.Event()
 deciding.set()
 folds = []
@@ -89,6 +90,7 @@ def fold():
     try:
         while deciding.is_set():
             folds.append(figures_recount(queue_id=queue.pk, kind="agreement").version)
+            figures_recount(queue_id=queue.pk, kind="progress")
             coverage_counts_refresh(dataset_id=dataset.pk)
     except BaseException as exc:
         errors.append(repr(exc))
@@ -104,6 +106,9 @@ folder.join(60)
 from review.models import AgreementChange
 from review.selectors import agreement_figures
 row = figures_recount(queue_id=queue.pk, kind="agreement")
+progress = figures_recount(queue_id=queue.pk, kind="progress")
+from review.models import ProgressChange
+from review.selectors import queue_tally
 from datasets.models import CoverageChange
 from datasets.selectors.coverage import kept_counts
 from synthaug.engine.coverage import bucket_of
@@ -128,6 +133,10 @@ print(json.dumps({
     "coverage_as_samples": kept == oracle, "coverage_counted": sum(kept.values()),
     "rejected": Sample.objects.filter(review_status="rejected").count(),
     "coverage_changes_left": CoverageChange.objects.count(),
+    "progress_folded": progress.counted_at == progress_counted_at,
+    "progress_as_counted": progress.value == queue_tally(queue=queue)[0],
+    "progress_done": progress.value["done"],
+    "progress_changes_left": ProgressChange.objects.count(),
 }))
 """
 
@@ -177,6 +186,11 @@ def test_claims_work_without_row_locks_on_sqlite(tmp_path):
     assert outcome["rejected"] >= 45  # about a quarter of the 200
     assert outcome["coverage_counted"] == 200 - outcome["rejected"]
     assert outcome["coverage_changes_left"] == 0
+    # Progress folded the same way.
+    assert outcome["progress_folded"] is True
+    assert outcome["progress_as_counted"] is True
+    assert outcome["progress_done"] == 200
+    assert outcome["progress_changes_left"] == 0
 
     # Counted by another process (as a worker would), read by a third (as a page would).
     _run_script(tmp_path, RECOUNT, str(outcome["queue"]))

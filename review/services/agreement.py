@@ -9,24 +9,21 @@ and the figures task folds those rows into the stored figures: a recount costs w
 decided since the last one.
 
 A fold and a count from scratch hold the figures row's lock, and each deletes the change
-rows it accounts for in the statement that reads them (one snapshot: a decision committed
-meanwhile is either in the count, its change row deleted with it, or left for the next
-fold). A count from scratch still comes every ``FIGURES_MAX_AGE`` for what no decision
+rows it accounts for in the statement that reads them (review/services/changes.py). A
+count from scratch still comes every ``FIGURES_MAX_AGE`` for what no decision
 records (checks re-run on decided samples), and whenever a fold finds the stored tally
 inconsistent with a change (a cell below zero: the checks it was counted against changed).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
-
-from django.db import connections, router
 
 from datasets.models import CheckResult
 from review import selectors
 from review.models import AgreementChange, Decision, QueueFigures, ReviewQueue
+from review.services.changes import changes_gone, changes_take
 from synthaug.engine.agreement import Tally
 
 Verdict = tuple[int, int | None, str, bool]  # (decision id, reviewer id, stratum, approved)
@@ -92,17 +89,7 @@ def agreement_change(
 def agreement_count(*, queue: ReviewQueue) -> tuple[dict, dict, int]:
     """Count the queue's agreement from scratch and delete its change rows, in one snapshot:
     ``(value, detail, version)``. Call holding the figures row's lock."""
-    connection = connections[router.db_for_write(AgreementChange)]
-    delete = "DELETE FROM review_agreementchange WHERE queue_id = %s"
-    if connection.vendor == "postgresql":
-        # A data-modifying CTE runs in the counting statement's snapshot.
-        gone = (f"gone AS ({delete}), ", [queue.pk])
-    else:
-        # SQLite: the transaction took the write lock at BEGIN (transaction_mode IMMEDIATE),
-        # so nothing commits between the delete and the count.
-        with connection.cursor() as cursor:
-            cursor.execute(delete, [queue.pk])
-        gone = None
+    gone = changes_gone(AgreementChange, queue)
     tally, version = selectors.batch_tally(batch=queue.batch, gone=gone)
     return *_stored(tally, queue), version
 
@@ -115,7 +102,7 @@ def agreement_fold(*, queue: ReviewQueue, row: QueueFigures) -> tuple[dict, dict
     tally = selectors.stored_tally(row.value, row.detail)
     if tally is None:
         return None
-    changes, version = _take_changes(queue)
+    changes, version = changes_take(AgreementChange, queue)
     for change in changes:
         if not tally.apply(change):
             return None
@@ -125,29 +112,3 @@ def agreement_fold(*, queue: ReviewQueue, row: QueueFigures) -> tuple[dict, dict
 def _stored(tally: Tally, queue: ReviewQueue) -> tuple[dict, dict]:
     """A tally's figures as ``QueueFigures`` stores them (value, detail)."""
     return selectors.agreement_value(selectors.agreement_report(tally, dataset=queue.batch.dataset))
-
-
-_VERSION_SQL = "SELECT MAX(id) FROM review_auditentry WHERE queue_id = %s"
-_TAKE_SQL = "DELETE FROM review_agreementchange WHERE queue_id = %s RETURNING id, change"
-
-
-def _take_changes(queue: ReviewQueue) -> tuple[list[dict], int]:
-    """Delete and return the queue's change rows (in the order written) and the version
-    (the queue's newest audit entry) they bring the figures up to, in one snapshot."""
-    connection = connections[router.db_for_write(AgreementChange)]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"WITH gone AS ({_TAKE_SQL}) SELECT id, change::text FROM gone "  # noqa: S608
-                f"UNION ALL SELECT NULL, ({_VERSION_SQL})::text",
-                [queue.pk, queue.pk],
-            )
-            rows = cursor.fetchall()
-        else:  # SQLite: the write lock is held from BEGIN, nothing commits in between
-            cursor.execute(_TAKE_SQL, [queue.pk])
-            rows = cursor.fetchall()
-            cursor.execute(_VERSION_SQL, [queue.pk])
-            rows.append((None, str(cursor.fetchone()[0] or 0)))
-    version = int(next(text for pk, text in rows if pk is None) or 0)
-    changes = sorted((pk, json.loads(text)) for pk, text in rows if pk is not None)
-    return [change for _, change in changes], version

@@ -2,9 +2,9 @@
 
 Decisions are append-only. A sample's ``review_status`` and human difficulty are derived
 from its decisions that were not undone; the automatic difficulty (``difficulty_auto*``) is
-never touched. How a decision moves its sample in the kept coverage counts and in the
-queue's agreement tally is recorded in its transaction; ``samples_changed`` is sent after
-each commit.
+never touched. How a decision moves its sample in the kept coverage counts, the queue's
+agreement tally and its progress is recorded in its transaction; ``samples_changed`` is
+sent after each commit.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datasets.services.coverage import COVERAGE_FIELDS, coverage_changes_record
 from datasets.signals import samples_changed
 from review.models import AuditEntry, Decision, ReviewItem, ReviewQueue
 from review.services.agreement import agreement_change
+from review.services.progress import progress_change
 from review.services.queues import SKIP_OFFSET
 
 Action = Decision.Action
@@ -188,6 +189,9 @@ def decision_record(
                 state=ReviewItem.State.DONE, decided_at=now, lease_until=None
             )
             agreement_change(queue=queue, sample_ids=[sample.pk], added=[decision.pk])
+            progress_change(
+                queue=queue, decided=[item.stratum], verdicts=[(user.pk, action == Action.APPROVE)]
+            )
         elif action == Action.SKIP:
             ReviewItem.objects.filter(pk=item.pk).update(
                 state=ReviewItem.State.OPEN,
@@ -278,6 +282,12 @@ def decision_undo(*, queue: ReviewQueue, user, idempotency_key: str, now=None) -
         if last.action in (Action.APPROVE, Action.REJECT):
             verdict = (last.pk, last.reviewer_id, item.stratum, last.action == Action.APPROVE)
             agreement_change(queue=queue, sample_ids=[sample.pk], removed=[(sample.pk, verdict)])
+            progress_change(
+                queue=queue,
+                decided=[item.stratum] if item.state == ReviewItem.State.DONE else [],
+                verdicts=[(last.reviewer_id, last.action == Action.APPROVE)],
+                sign=-1,
+            )
         first_held = (
             ReviewItem.objects.filter(queue=queue, claimed_by=user, state=ReviewItem.State.CLAIMED)
             .exclude(pk=item.pk)
@@ -360,6 +370,11 @@ def bulk_decide(
         AuditEntry.objects.bulk_create([_audit(decision, queue) for decision in decisions])
         Sample.objects.bulk_update(samples.values(), ["review_status"], batch_size=1000)
         agreement_change(queue=queue, sample_ids=samples, added=[d.pk for d in decisions])
+        progress_change(
+            queue=queue,
+            decided=[item.stratum for item in items],
+            verdicts=[(by.pk, action == Action.APPROVE)] * len(items),
+        )
         ReviewItem.objects.filter(pk__in=[item.pk for item in items]).update(
             state=ReviewItem.State.DONE,
             claimed_by=by,

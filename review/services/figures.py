@@ -18,11 +18,11 @@ decision. A page reads the stored figures (one query, with the version) and:
 ``queue_build`` counts a new queue's figures itself (nothing is decided yet, so it is
 cheap), so a new queue's first page is exact.
 
-Agreement is not counted from scratch on every recount: decisions record how they moved
-it, and a recount folds those records in (review/services/agreement.py), due ``FOLD_EVERY``
-after the last one started. It is counted from scratch every ``FIGURES_MAX_AGE`` (for
-checks re-run on decided samples, which no decision records). ``seconds`` is the cost of
-the last count from scratch.
+Neither kind is counted from scratch on every recount: decisions record how they moved
+the figures, and a recount folds those records in (review/services/agreement.py and
+progress.py), due ``FOLD_EVERY`` after the last one started. They are counted from
+scratch every ``FIGURES_MAX_AGE`` (agreement: for checks re-run on decided samples, which
+no decision records). ``seconds`` is the cost of the last count from scratch.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from django.utils import timezone
 from review import selectors
 from review.models import QueueFigures, ReviewQueue
 from review.services.agreement import agreement_count, agreement_fold
+from review.services.progress import progress_count, progress_fold
 
 STALE_FACTOR = 20
 STALE_MAX_SECONDS = 120
@@ -84,7 +85,7 @@ def queue_figures(*, queue: ReviewQueue, detail: bool = False) -> dict[str, Show
         elif row.seconds < settings.SYNTHAUG_REVIEW_SLOW_FIGURES_SECONDS:
             # Counted from scratch, not folded: each inline count measures the cost again,
             # so a queue that grows past quick goes to the task.
-            value, more = _update(queue, kind, version=row.current or 0, fold=False)
+            value, more = _update(queue, kind, fold=False)
             shown[kind] = Shown(value, more if detail else {})
         else:
             asks[kind] = row
@@ -152,13 +153,13 @@ def recount_delay(row: QueueFigures, now: datetime) -> float:
     the last count started (at most ``STALE_MAX_SECONDS``), so recounting takes at most
     about a twentieth of a worker's time. The last count started is the one running, if
     any: a page that asks while a slow recount runs queues the next one its turn after it,
-    not a second one at once. Agreement counted from scratch lately is folded instead,
+    not a second one at once. Figures counted from scratch lately are folded instead,
     ``FOLD_EVERY`` after the last recount started."""
     started = [at for at in (row.computed_at, row.started_at) if at]
     if not started:
         return 0.0
     patience = min(STALE_MAX_SECONDS, row.seconds * STALE_FACTOR)
-    if row.kind == Kind.AGREEMENT and _counted_lately(row, now):
+    if _counted_lately(row, now):
         patience = FOLD_EVERY.total_seconds()
     return max(0.0, patience - (now - max(started)).total_seconds())
 
@@ -178,7 +179,7 @@ def figures_recount(*, queue_id: int, kind: str) -> QueueFigures | None:
     row = selectors.stored_figures(queue=queue).get(kind)
     if row is not None and _fresh(row, timezone.now()):
         return row
-    _update(queue, kind, version=row.current if row is not None else None)
+    _update(queue, kind)
     return QueueFigures.objects.get(queue_id=queue_id, kind=kind)
 
 
@@ -190,32 +191,24 @@ def recount_started(*, queue_id: int, kind: str) -> None:
     )
 
 
-def _update(
-    queue: ReviewQueue, kind: str, *, version: int | None = None, fold: bool = True
-) -> tuple[dict, dict]:
+def _update(queue: ReviewQueue, kind: str, *, fold: bool = True) -> tuple[dict, dict]:
     """Bring one kind of figures up to date and store them, holding the figures row's lock
-    (one count at a time per queue and kind): agreement counted from scratch lately folds in
-    the decisions' changes (with ``fold``), anything else is counted from scratch.
-    ``version`` (the queue's newest audit entry, read before counting) saves reading it
-    again for progress; agreement reads its own in the counting statement. The figures are
-    "as of" when the count started: what was decided after that may be missing."""
+    (one count at a time per queue and kind): figures counted from scratch lately fold in
+    the decisions' changes (with ``fold``), others are counted from scratch. The figures
+    are "as of" when the count started: what was decided after that may be missing."""
     with transaction.atomic():
         row = _locked_row(queue, kind)
         started, start = timezone.now(), time.monotonic()
-        if fold and kind == Kind.AGREEMENT and _counted_lately(row, started):
-            folded = agreement_fold(queue=queue, row=row)
+        if fold and _counted_lately(row, started):
+            folded = _FOLDS[kind](queue=queue, row=row)
             if folded is not None:
                 row.value, row.detail, row.version = folded
                 row.computed_at = started
                 row.save(update_fields=["value", "detail", "version", "computed_at"])
                 return row.value, row.detail
-        if kind == Kind.AGREEMENT:
-            value, detail, version = agreement_count(queue=queue)
-        else:
-            if version is None:
-                version = selectors.queue_version(queue=queue)
-            value, detail = selectors.settled_figures(queue=queue)
+        value, detail, version = _COUNTS[kind](queue=queue)
         if version < row.version:  # never replace a count made at a newer version
+            transaction.set_rollback(True)  # nor drop the change rows it would delete
             return row.value, row.detail
         row.value, row.detail, row.version = value, detail, version
         row.computed_at = row.counted_at = started
@@ -224,6 +217,10 @@ def _update(
             update_fields=["value", "detail", "version", "computed_at", "counted_at", "seconds"]
         )
         return value, detail
+
+
+_FOLDS = {Kind.AGREEMENT: agreement_fold, Kind.PROGRESS: progress_fold}
+_COUNTS = {Kind.AGREEMENT: agreement_count, Kind.PROGRESS: progress_count}
 
 
 def _locked_row(queue: ReviewQueue, kind: str) -> QueueFigures:
@@ -240,6 +237,5 @@ def _locked_row(queue: ReviewQueue, kind: str) -> QueueFigures:
 def figures_count_new(*, queue: ReviewQueue) -> None:
     """Count a just-built queue's figures (cheap: nothing is decided yet), so its first page
     is exact. Call inside the build's transaction, after its audit entry."""
-    version = selectors.queue_version(queue=queue)
     for kind in Kind.values:
-        _update(queue, kind, version=version)
+        _update(queue, kind)

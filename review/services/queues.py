@@ -168,6 +168,11 @@ def queue_add_samples(*, queue: ReviewQueue, sample_ids: Iterable[int], by) -> i
         ]
         ReviewItem.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
         if new:
+            # Here, not at the top: the progress service reads through review.selectors,
+            # which imports this module.
+            from review.services.progress import progress_change
+
+            progress_change(queue=queue, added=[(item.reason, item.stratum) for item in new])
             queue.item_count = ReviewItem.objects.filter(queue=queue).count()
             ReviewQueue.objects.filter(pk=queue.pk).update(item_count=queue.item_count)
             AuditEntry.objects.create(
