@@ -38,6 +38,8 @@ from review.services import (
 from review.services.figures import queue_figures
 
 ADD_FILTER_CAP = 5000
+# The fields the queue page offers for adding a whole filter (not the tag ones).
+FILTERS = SampleFilterForm.base_fields
 SHORTCUTS = [
     ("A", "Approve"),
     ("R then 1-7", "Reject with a reason"),
@@ -121,8 +123,9 @@ def queue_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         ),
         report=report,
         reasons=Decision.Reason.choices,
-        members=queue.dataset.members.order_by("username"),
-        filter_form=SampleFilterForm({}, dataset=queue.dataset),
+        members=queue.dataset.members.order_by("username").values_list("pk", "username"),
+        filter_fields=[(name, FILTERS[name]) for name in ("origin", "status", "difficulty")],
+        filter_text=FILTERS["q"],
     )
     return render(request, "review/queue.html", context)
 

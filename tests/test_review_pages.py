@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from datasets.forms import SampleFilterForm
 from datasets.models import Sample
 from review.models import AuditEntry, Decision, ReviewItem, ReviewSettings
 from review.selectors import AgreementReport
@@ -222,6 +223,34 @@ def test_lead_tools_bulk_reassign_add_and_audit(alice_client, bob, dataset, queu
     assert "Bulk approve: 3 items" in audit
     assert "Reassigned 5 items to bob" in audit
     assert AuditEntry.objects.filter(queue=queue).count() == 1 + 3 + 1 + 1 + 1
+
+
+def test_the_add_form_offers_the_filter_forms_choices_and_adds_what_one_matches(
+    alice_client, alice, dataset, queue
+):
+    html = alice_client.get(url("queue", queue)).content.decode()
+    tools = html[html.index('id="lead-tools"') :]
+    for name in ("origin", "status", "difficulty"):
+        select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', tools, re.S).group(1)
+        offered = re.findall(r'<option value="([^"]*)">', select)
+        assert offered == [str(value) for value, _ in SampleFilterForm.base_fields[name].choices]
+    assert '<input type="search" name="q" maxlength="200"' in tools
+    # The members to reassign to, by name.
+    assert f'<option value="{alice.pk}">alice</option>' in tools
+    hard = [make_sample(dataset, difficulty="hard", text=f"hard {n}") for n in range(2)]
+    make_sample(dataset, difficulty="easy", text="easy")
+    response = alice_client.post(url("add", queue), {"difficulty": "hard", "origin": "real"})
+    assert response.status_code == 302
+    added = set(queue.items.filter(reason="added").values_list("sample_id", flat=True))
+    assert added == {sample.pk for sample in hard}
+
+
+def test_the_item_list_names_who_holds_each_item(alice_client, bob, queue):
+    item = item_claim_next(queue=queue, user=bob)
+    fragment = {"HX-Request": "true"}
+    html = alice_client.get(url("queue", queue), headers=fragment).content.decode()
+    row = html[html.index(f'<tr id="item-{item.pk}">') :]
+    assert row[: row.index("</tr>")].endswith("<td>bob</td><td>anyone</td>")
 
 
 def test_the_agreement_and_disagreements_are_one_click_away(alice_client, queue, alice):

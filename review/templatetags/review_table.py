@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from datasets.templatetags.display import clip, show_invisible
 from review.models import ReviewItem
+from review.selectors import ItemRow
 from synthaug.engine.agreement import Agreement
 
 register = template.Library()
@@ -28,12 +29,12 @@ _REASONS = dict(ReviewItem.Reason.choices)
 _STATES = dict(ReviewItem.State.choices)
 
 
-def _username(user, default: str) -> str:
-    return escape(user.get_username()) if user is not None else default
+def _username(name: str | None, default: str) -> str:
+    return escape(name) if name is not None else default
 
 
 @register.simple_tag
-def item_rows(items: Iterable[ReviewItem], can_manage: bool, sample_base: str) -> SafeString:
+def item_rows(items: Iterable[ItemRow], can_manage: bool, sample_base: str) -> SafeString:
     """The ``<tr>`` of each item (a checkbox for the bulk form when ``can_manage``)."""
     base = escape(sample_base)
     rows = []
