@@ -23,6 +23,7 @@ from review.services import (
     queue_reassign,
     review_hand,
 )
+from tests.factories import make_samples
 from tests.review_support import checked_batch, full_queue
 
 pytestmark = pytest.mark.django_db
@@ -176,6 +177,30 @@ def test_the_item_table_is_vacuumed_often_on_postgresql():
         options = cursor.fetchone()[0]
     assert "autovacuum_vacuum_threshold=2000" in options
     assert "autovacuum_vacuum_scale_factor=0.0" in options
+
+
+def _sample_updates() -> tuple[int, int]:
+    """This transaction's updates of the samples table so far: (all, heap-only)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'datasets_sample'"
+        )
+        return cursor.fetchone()
+
+
+def test_a_review_status_update_touches_no_index_on_postgresql(dataset):
+    """Samples' pages keep room (fillfactor 85, migration datasets 0015), so the update a
+    decision makes, spread over the table as a queue spreads it, is heap-only: none of the
+    table's nineteen indexes is written. On full pages none would be."""
+    samples = make_samples(dataset, 200)
+    before = _sample_updates()
+    decided = samples[::10]
+    for sample in decided:
+        sample.review_status = Sample.ReviewStatus.APPROVED
+        sample.save(update_fields=["review_status"])
+    updated, hot = (after - was for after, was in zip(_sample_updates(), before, strict=True))
+    assert updated == hot == len(decided) == 20
 
 
 def test_expired_leases_are_claimed_first_and_renewal_spares_them(queue, alice, bob):
