@@ -72,6 +72,17 @@ def full_queue(dataset: Dataset, *, count: int = 8, seed: int = 5):
     return queue
 
 
+def overlap_queue(dataset: Dataset):
+    """A full queue of 24 samples over three difficulties where half the items go to two
+    reviewers: what the fold-versus-count tests decide on."""
+    ReviewSettings.objects.create(
+        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=0.5
+    )
+    batch, _ = checked_batch(dataset, count=24, difficulties=("easy", "medium", "hard"))
+    queue, _ = queue_build(batch=batch, seed=9)
+    return queue
+
+
 def verdict(user, item, approve: bool, *, reason: str = "low_quality") -> None:
     """``user`` approves or rejects (with ``reason``) the item they claimed."""
     decision_record(

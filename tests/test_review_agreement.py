@@ -17,7 +17,7 @@ from review.services import (
     queue_build,
 )
 from synthaug.engine.agreement import Tally, agreement, stratified_pick, wilson
-from tests.review_support import checked_batch, verdict
+from tests.review_support import checked_batch, overlap_queue, verdict
 
 
 def test_perfect_agreement_has_kappa_one():
@@ -285,11 +285,7 @@ def test_folding_each_decisions_change_matches_counting_from_scratch(dataset, al
 
     from review.models import AgreementChange, ReviewItem
 
-    ReviewSettings.objects.create(
-        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=0.5
-    )
-    batch, _ = checked_batch(dataset, count=24, difficulties=("easy", "medium", "hard"))
-    queue, _ = queue_build(batch=batch, seed=9)
+    queue = overlap_queue(dataset)
     counted_at = _fold(queue).counted_at  # the build counted the empty queue from scratch
     rng = random.Random(3)
     for round_ in range(8):
@@ -326,7 +322,7 @@ def test_folding_each_decisions_change_matches_counting_from_scratch(dataset, al
     assert row.counted_at == counted_at  # folded, not counted again
     assert not AgreementChange.objects.filter(queue=queue).exists()
     assert (row.value, row.detail) == _counted_from_scratch(queue)
-    expected = _reference_report(batch)
+    expected = _reference_report(queue.batch)
     assert expected["people"].n >= 3
     assert expected["people_disagreements"]
     assert expected["judge_disagreements"]

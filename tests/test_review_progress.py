@@ -22,7 +22,7 @@ from review.services import (
 from review.services.figures import figures_recount
 from review.services.progress import progress_apply
 from tests.factories import make_samples
-from tests.review_support import checked_batch, verdict
+from tests.review_support import checked_batch, overlap_queue, verdict
 
 pytestmark = pytest.mark.django_db
 
@@ -64,11 +64,7 @@ def test_folding_each_change_matches_counting_from_scratch(dataset, alice, bob, 
     """Overlap, three people deciding in turn, skips, re-tags, undos of each and decisions
     again, a lead's bulk decisions and added items, folds in between: the folded figures
     equal a count from scratch and the ORM's, and no fold counted from scratch."""
-    ReviewSettings.objects.create(
-        dataset=dataset, sample_rate=1.0, min_per_stratum=1, overlap_share=0.5
-    )
-    batch, _ = checked_batch(dataset, count=24, difficulties=("easy", "medium", "hard"))
-    queue, _ = queue_build(batch=batch, seed=9)
+    queue = overlap_queue(dataset)
     counted_at = _fold(queue).counted_at  # the build counted the empty queue from scratch
     rng = random.Random(4)
     folds = 0
